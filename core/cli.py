@@ -1,0 +1,188 @@
+"""`python -m core ...`: the engine from the command line.
+
+Human-readable progress and messages go to stderr; with --json the run summary is the last line
+of stdout, so scripts can read it with `tail -n1`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from core.config import (
+    MAP_METHODS,
+    METRICS,
+    ClusterConfig,
+    DataConfig,
+    FeatureConfig,
+    MapConfig,
+    RunConfig,
+    workspace_dir,
+)
+from core.errors import ClusterLensError
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """--param key=value; the value is parsed as JSON when it can be (numbers, true, lists)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param wants key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="ClusterLens: cluster images you can trust.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="extract features, cluster, score and map a dataset")
+    run.add_argument("--data", required=True, help="a folder, a .zip, a demo name or torchvision:NAME")
+    run.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    run.add_argument("--backbone", default="efficientnet_lite0", help="see `python -m core backbones`")
+    run.add_argument("--checkpoint", default=None, help="with --backbone checkpoint: a state-dict file")
+    run.add_argument("--image-size", type=int, default=None, help="pixels; default: the backbone's")
+    run.add_argument("--batch-size", type=int, default=64)
+    run.add_argument("--pca-dim", type=int, default=None, help="pixels backbone: PCA to this many dims")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    run.add_argument("--algo", default="kmeans", help="kmeans | dac | ruc")
+    run.add_argument("--k", type=int, default=10, help="number of clusters")
+    run.add_argument("--metric", default="euclidean", choices=METRICS)
+    run.add_argument("--reduce", default="none", help="none | pca:N | umap:N, applied before clustering")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
+                     help="algorithm option, repeatable (e.g. --param epochs=30)")
+    run.add_argument("--map", default="umap", choices=MAP_METHODS, help="2-D map method")
+    run.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
+    run.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
+
+    ds = sub.add_parser("datasets", help="list the built-in datasets and whether they can be used here")
+    ds.add_argument("--json", action="store_true")
+    bb = sub.add_parser("backbones", help="list backbones and whether their weights can be had here")
+    bb.add_argument("--workspace", default=None)
+    bb.add_argument("--json", action="store_true")
+    runs = sub.add_parser("runs", help="list the runs in a workspace")
+    runs.add_argument("--workspace", default=None)
+    runs.add_argument("--json", action="store_true")
+    return p
+
+
+def _progress_printer(quiet: bool):
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, fraction: float, message: str) -> None:
+        if quiet:
+            return
+        if stage == "features" and "img/s" in message:   # per-batch extraction progress
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(total=100, desc="features", file=sys.stderr,
+                                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+            bar.n = round(fraction * 100)
+            bar.set_postfix_str(message, refresh=True)
+            if fraction >= 1.0:
+                bar.close()
+        elif stage == "cluster" and message.startswith("{"):   # one training epoch / iteration
+            rec = json.loads(message)
+            shown = {k: v for k, v in rec.items() if k in ("epoch", "loss", "acc", "clean_fraction")}
+            if shown:
+                print(f"  cluster: {shown}", file=sys.stderr)
+        else:
+            print(f"[{stage}] {message}", file=sys.stderr)
+
+    return progress
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.pipeline import run_pipeline
+
+    cfg = RunConfig(
+        data=DataConfig(source=args.data, limit=args.limit),
+        features=FeatureConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
+                               device=args.device, pca_dim=args.pca_dim, checkpoint=args.checkpoint),
+        cluster=ClusterConfig(algo=args.algo, k=args.k, metric=args.metric, seed=args.seed, reduce=args.reduce,
+                              params=dict(args.param)),
+        map=MapConfig(method=args.map, seed=args.seed),
+        workspace=str(workspace_dir(args.workspace)),
+    )
+    result = run_pipeline(cfg, progress=_progress_printer(quiet=False))
+    summary = result.summary()
+    if result.dataset.skipped:
+        print(f"skipped {len(result.dataset.skipped)} file(s):", file=sys.stderr)
+        for s in result.dataset.skipped[:50]:
+            print(f"  {s.id}: {s.reason}", file=sys.stderr)
+        if len(result.dataset.skipped) > 50:
+            print(f"  … and {len(result.dataset.skipped) - 50} more (all listed in the workspace)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        sc = summary["scores"]
+        print(f"run {result.run_id}: {summary['n_samples']} images, {sc['n_clusters']} clusters "
+              f"({'cached' if result.features_from_cache else 'new'} features)")
+        for key in ("acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"):
+            if sc.get(key) is not None:
+                print(f"  {key:18s} {sc[key]:.4f}")
+        print(f"  labels: {cfg.workspace}/{summary['artifacts']['labels_csv']}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from core.data import list_datasets
+
+    rows = list_datasets()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        state = "ok" if r["available"] else f"not available: {r['why']}"
+        print(f"{r['name']:22s} {r['description']}  [{state}]")
+    print("\nAlso: any folder of images (class sub-folders give optional ground truth) or a .zip of one.")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from core.features.backbones import list_backbones
+
+    rows = list_backbones(workspace=workspace_dir(args.workspace))
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        state = "ok" if r["available"] else f"not available: {r['why']}"
+        print(f"{r['name']:22s} {r['description']}  [{state}]")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.store import Store
+
+    with Store(workspace_dir(args.workspace)) as store:
+        rows = store.runs()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        sc = r["scores"] or {}
+        extra = " ".join(f"{k}={sc[k]:.3f}" for k in ("acc", "nmi", "silhouette") if sc.get(k) is not None)
+        print(f"run {r['id']:4d}  {r['algo']:7s} k={r['k']:<3d} {r['status']:9s} {extra}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "datasets": cmd_datasets, "backbones": cmd_backbones, "runs": cmd_runs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ClusterLensError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished runs in the workspace are intact", file=sys.stderr)
+        return 130

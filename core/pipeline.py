@@ -1,0 +1,312 @@
+"""run_pipeline(config) -> RunResult: images → features → clustering → scores → 2-D map → workspace.
+
+The app, the CLI and the benchmarks all go through these functions. Each step is also callable
+on its own (the app caches them separately), and each takes the seed from the config.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.cluster.base import BaseClusterer
+from core.cluster.registry import clusterer_class
+from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
+from core.data.base import ImageDataset
+from core.errors import ClusterLensError, ParameterError
+from core.store import Store
+
+# progress(stage, fraction in [0, 1], message)
+Progress = Callable[[str, float, str], None]
+ShouldStop = Callable[[], bool]
+
+
+class Cancelled(ClusterLensError):
+    """The person stopped the run; nothing half-written is shown as finished."""
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    dataset: ImageDataset
+    features: np.ndarray
+    features_from_cache: bool
+    labels: np.ndarray
+    confidence: np.ndarray
+    scores: dict[str, Any]
+    history: list[dict[str, Any]]
+    map_2d: np.ndarray | None
+    artifacts: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The one JSON object `python -m core run --json` prints."""
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset.name,
+            "n_samples": len(self.dataset),
+            "skipped": [{"id": s.id, "reason": s.reason} for s in self.dataset.skipped],
+            "n_skipped": len(self.dataset.skipped),
+            "features_from_cache": self.features_from_cache,
+            "feature_dim": int(self.features.shape[1]),
+            "scores": {k: v for k, v in self.scores.items() if k != "confusion"},
+            "artifacts": self.artifacts,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+# -- steps ----------------------------------------------------------------------------------
+
+def load_dataset(cfg: DataConfig, workspace: str | Path) -> ImageDataset:
+    from core.data import open_dataset
+
+    return open_dataset(cfg.source, workspace=workspace, limit=cfg.limit)
+
+
+def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str | Path, *,
+                     progress: Progress | None = None,
+                     should_stop: ShouldStop | None = None) -> tuple[np.ndarray, bool, str, Path]:
+    """Features for ``dataset`` (from the content-keyed cache when possible).
+
+    Returns (features, from_cache, cache_key, cache_path).
+    """
+    from core.features.cache import FeatureCache, cached_extract
+
+    cache = FeatureCache(Path(workspace) / "features")
+
+    def on_batch(done: int, total: int, rate: float) -> None:
+        if progress:
+            left = (total - done) / rate if rate > 0 else float("nan")
+            progress("features", done / max(total, 1), f"{done}/{total} images, {rate:.0f} img/s, {left:.0f} s left")
+
+    feats, from_cache, key = cached_extract(
+        cache, dataset, cfg.backbone, image_size=cfg.image_size, batch_size=cfg.batch_size,
+        device=cfg.device, pca_dim=cfg.pca_dim, checkpoint=cfg.checkpoint,
+        progress=on_batch, should_stop=should_stop,
+    )
+    return feats, from_cache, key, cache.path_for(key)
+
+
+def clustering_space(features: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
+    """The features the clusterer sees: as extracted, or reduced (PCA / UMAP) first."""
+    from core.projection import reduce
+
+    return reduce(features, cfg.reduce, seed=cfg.seed)
+
+
+def build_clusterer(cfg: ClusterConfig, *, device: str = "auto") -> BaseClusterer:
+    """The configured clusterer; unknown algorithm or parameter names list the valid ones."""
+    cls = clusterer_class(cfg.algo)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    base = {"n_clusters": cfg.k, "random_state": cfg.seed, "device": device, "metric": cfg.metric}
+    params = {k: v for k, v in base.items() if k in accepted}
+    unknown = sorted(set(cfg.params) - accepted)
+    if unknown:
+        raise ParameterError(
+            f"{cfg.algo} has no parameter {', '.join(unknown)}; its parameters are: {', '.join(sorted(accepted))}"
+        )
+    params.update(cfg.params)
+    return cls(**params)
+
+
+def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
+            dataset: ImageDataset | None = None, eval_labels: np.ndarray | None = None,
+            fixed_labels: np.ndarray | None = None,
+            callback: Callable[[dict[str, Any]], bool | None] | None = None
+            ) -> tuple[BaseClusterer, np.ndarray]:
+    """Fit the configured clusterer. Returns (fitted estimator, the space it clustered in).
+
+    ``eval_labels`` (ground truth) only reaches history records for display; ``fixed_labels``
+    are a person's corrections (-1 = not corrected), honoured by DAC and RUC.
+    """
+    X = clustering_space(features, cfg)
+    est = build_clusterer(cfg, device=device)
+    fit_params = set(inspect.signature(est.fit).parameters)
+    kwargs: dict[str, Any] = {}
+    if "eval_labels" in fit_params and eval_labels is not None:
+        kwargs["eval_labels"] = eval_labels
+    if "callback" in fit_params and callback is not None:
+        kwargs["callback"] = callback
+    if "fixed_labels" in fit_params and fixed_labels is not None:
+        kwargs["fixed_labels"] = fixed_labels
+    inputs = X
+    if getattr(est, "input", "auto") == "images":
+        if dataset is None:
+            raise ParameterError(f"{cfg.algo} with input='images' needs the dataset, not only features")
+        from core.data.image_array import images_as_array
+
+        size = int(cfg.params.get("image_size", 0)) or _native_size(dataset)
+        inputs = images_as_array(dataset, size)
+    if cfg.algo == "ruc":
+        # RUC refines an initial clustering of the (reduced) features; its metric selector
+        # votes in that same space.
+        initial = ClusterConfig(algo=est.initial, k=cfg.k, metric=cfg.metric, seed=cfg.seed,
+                                params=dict(est.initial_params or {}))
+        init_est = build_clusterer(initial, device=device).fit(X)
+        kwargs["initial_labels"] = init_est.labels_
+        kwargs["embedding"] = X
+    est.fit(inputs, **kwargs)
+    return est, X
+
+
+def _native_size(dataset: ImageDataset) -> int:
+    arr = dataset.native_array()
+    if arr is not None:
+        return max(16, int(arr.shape[1]))
+    return 32
+
+
+def score(X: np.ndarray, labels: np.ndarray, confidence: np.ndarray,
+          truth: np.ndarray | None, *, seed: int = 0) -> dict[str, Any]:
+    """Internal scores always; ACC/NMI/ARI/confusion when ground truth exists (scoring only)."""
+    from core.metrics import external_scores, internal_scores
+
+    scores: dict[str, Any] = {"n_samples": int(len(labels)),
+                              "n_clusters": int(len(np.unique(labels))),
+                              "confidence_mean": float(np.mean(confidence))}
+    scores.update(internal_scores(X, labels, seed=seed))
+    if truth is not None and (truth >= 0).any():
+        ext = external_scores(truth, labels)
+        scores.update({k: ext[k] for k in ("acc", "nmi", "ari")})
+        scores["confusion"] = np.asarray(ext["confusion"]).tolist()
+    return _plain(scores)
+
+
+def make_map(features: np.ndarray, cfg: MapConfig) -> np.ndarray | None:
+    from core.projection import project
+
+    if cfg.method == "none":
+        return None
+    return project(features, cfg.method, n_components=2, seed=cfg.seed)
+
+
+# -- the whole run ------------------------------------------------------------------------
+
+def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
+                 should_stop: ShouldStop | None = None) -> RunResult:
+    """Run every step and record the run in the workspace; see module docstring."""
+    validate(cfg)
+    say = progress or (lambda stage, frac, msg: None)
+    stop = should_stop or (lambda: False)
+    seconds: dict[str, float] = {}
+    store = Store(cfg.workspace)
+    try:
+        t = time.perf_counter()
+        say("data", 0.0, f"opening {cfg.data.source}")
+        dataset = load_dataset(cfg.data, cfg.workspace)
+        if cfg.cluster.k > len(dataset):
+            raise ParameterError(f"k={cfg.cluster.k} is larger than the number of images ({len(dataset)}): "
+                                 f"choose k ≤ {len(dataset)}")
+        ds_id = store.upsert_dataset(dataset, cfg.data.source)
+        seconds["data"] = time.perf_counter() - t
+        say("data", 1.0, f"{len(dataset)} images, {len(dataset.skipped)} skipped")
+
+        t = time.perf_counter()
+        feats, from_cache, key, fpath = compute_features(dataset, cfg.features, cfg.workspace,
+                                                         progress=say, should_stop=stop)
+        fs_id = store.record_features(ds_id, key, cfg.features.backbone, cfg.features.image_size,
+                                      int(feats.shape[1]), fpath)
+        seconds["features"] = time.perf_counter() - t
+        say("features", 1.0, "features reused from the cache" if from_cache else "features extracted")
+        _check_stop(stop)
+
+        run_id = store.start_run(ds_id, fs_id, cfg.cluster.algo, cfg.cluster.k, _plain(asdict(cfg)))
+        try:
+            result = _cluster_and_save(cfg, store, run_id, dataset, feats, from_cache, say, stop, seconds)
+        except Cancelled as e:
+            store.fail_run(run_id, str(e), cancelled=True)
+            raise
+        except BaseException as e:
+            store.fail_run(run_id, f"{type(e).__name__}: {e}")
+            raise
+        return result
+    finally:
+        store.close()
+
+
+def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageDataset,
+                      feats: np.ndarray, from_cache: bool, say: Progress, stop: ShouldStop,
+                      seconds: dict[str, float]) -> RunResult:
+    t = time.perf_counter()
+    say("cluster", 0.0, f"{cfg.cluster.algo}, k={cfg.cluster.k}")
+
+    def on_epoch(record: dict[str, Any]) -> bool:
+        say("cluster", float(record.get("progress", 0.0)), json.dumps(_plain(record)))
+        return not stop()
+
+    truth = dataset.labels if dataset.has_labels else None
+    est, X = cluster(feats, cfg.cluster, device=cfg.features.device, dataset=dataset,
+                     eval_labels=truth, callback=on_epoch)
+    _check_stop(stop)
+    labels = np.asarray(est.labels_, dtype=np.int64)
+    confidence = np.asarray(est.confidence_, dtype=np.float32)
+    seconds["cluster"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("scores", 0.0, "scoring")
+    scores = score(X, labels, confidence, truth, seed=cfg.cluster.seed)
+    seconds["scores"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("map", 0.0, f"2-D map ({cfg.map.method})")
+    map_2d = make_map(feats, cfg.map)
+    seconds["map"] = time.perf_counter() - t
+    _check_stop(stop)
+
+    artifacts = write_artifacts(store.root / "runs" / str(run_id), dataset, labels, confidence,
+                                scores, map_2d)
+    history = [_plain(h) for h in getattr(est, "history_", [])]
+    store.finish_run(run_id, labels, confidence, scores, history, artifacts)
+    say("done", 1.0, f"run {run_id} saved")
+    return RunResult(run_id=run_id, dataset=dataset, features=feats, features_from_cache=from_cache,
+                     labels=labels, confidence=confidence, scores=scores, history=history,
+                     map_2d=map_2d, artifacts={k: store.rel(v) for k, v in artifacts.items()},
+                     seconds=seconds)
+
+
+def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, confidence: np.ndarray,
+                    scores: dict[str, Any], map_2d: np.ndarray | None) -> dict[str, str | Path]:
+    """labels.csv (sample id, path, cluster, confidence), scores.json and map.npy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str | Path] = {}
+    labels_csv = folder / "labels.csv"
+    with open(labels_csv, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["sample_id", "path", "cluster", "confidence"])
+        for i, sid in enumerate(dataset.ids):
+            w.writerow([sid, dataset.path(i) or "", int(labels[i]), f"{float(confidence[i]):.6f}"])
+    out["labels_csv"] = labels_csv
+    scores_json = folder / "scores.json"
+    scores_json.write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    out["scores_json"] = scores_json
+    if map_2d is not None:
+        np.save(folder / "map.npy", map_2d.astype(np.float32))
+        out["map"] = folder / "map.npy"
+    return out
+
+
+def _check_stop(stop: ShouldStop) -> None:
+    if stop():
+        raise Cancelled("stopped by the user; nothing from this run is shown as finished")
+
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars/arrays → JSON-ready Python values, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

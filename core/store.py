@@ -1,0 +1,278 @@
+"""The workspace: one SQLite database plus array files referenced from it.
+
+Plain enough to inspect with ``sqlite3 workspace/clusterlens.db``. WAL mode with synchronous
+writes: once a write method returns, the row is on disk (DESIGN.md: nothing acknowledged is lost).
+Arrays (features, 2-D maps) live under the workspace folder; the database stores their paths
+relative to it, so a workspace folder can be moved as a whole.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import WorkspaceError
+
+SCHEMA_VERSION = 1
+DB_NAME = "clusterlens.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    n_samples    INTEGER NOT NULL,
+    has_labels   INTEGER NOT NULL,
+    class_names  TEXT,                       -- JSON list or NULL
+    created_at   REAL NOT NULL,
+    UNIQUE (source, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    dataset_id   INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,            -- row in every array of this dataset
+    sample_id    TEXT NOT NULL,
+    path         TEXT,
+    label        INTEGER,                     -- ground truth (scoring only); NULL if unknown
+    PRIMARY KEY (dataset_id, idx),
+    UNIQUE (dataset_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    dataset_id   INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    sample_id    TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feature_sets (
+    id           INTEGER PRIMARY KEY,
+    dataset_id   INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    cache_key    TEXT NOT NULL UNIQUE,
+    backbone     TEXT NOT NULL,
+    image_size   INTEGER,
+    dim          INTEGER NOT NULL,
+    path         TEXT NOT NULL,               -- relative to the workspace
+    created_at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id             INTEGER PRIMARY KEY,
+    dataset_id     INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    feature_set_id INTEGER REFERENCES feature_sets(id),
+    algo           TEXT NOT NULL,
+    k              INTEGER NOT NULL,
+    config         TEXT NOT NULL,             -- JSON of the RunConfig
+    status         TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'cancelled')),
+    scores         TEXT,                      -- JSON
+    history        TEXT,                      -- JSON list of per-epoch records
+    message        TEXT,                      -- why it failed / was cancelled
+    created_at     REAL NOT NULL,
+    finished_at    REAL
+);
+CREATE TABLE IF NOT EXISTS assignments (
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,
+    cluster      INTEGER NOT NULL,
+    confidence   REAL NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL,               -- 'labels_csv' | 'scores_json' | 'map' | ...
+    path         TEXT NOT NULL,               -- relative to the workspace
+    PRIMARY KEY (run_id, kind)
+);
+"""
+
+
+class Store:
+    """Open (creating if needed) the workspace at ``root``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WorkspaceError(f"cannot create the workspace folder {self.root}: {e.strerror}; "
+                                 "choose another with --workspace or CLUSTERLENS_HOME") from None
+        self.path = self.root / DB_NAME
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                       check_same_thread=False)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise WorkspaceError(f"{self.path} is not a ClusterLens database ({e}); "
+                                 "point --workspace at another folder") from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise WorkspaceError(
+                f"{self.path} was written by a newer ClusterLens (schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade ClusterLens — the workspace was not touched"
+            )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if version < SCHEMA_VERSION:
+                # One transaction: a crash mid-creation leaves the old (empty) version behind.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        except sqlite3.OperationalError as e:
+            raise WorkspaceError(f"cannot write the workspace database {self.path} ({e}); "
+                                 "is the folder read-only? Choose another with --workspace") from None
+
+    # -- plumbing -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def rel(self, path: str | Path) -> str:
+        """Path relative to the workspace when inside it (stored that way), else absolute."""
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(p)
+
+    def abs(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._db.execute(sql, args)
+        cols = [c[0] for c in cur.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    # -- datasets -------------------------------------------------------------------------
+    def upsert_dataset(self, dataset: Any, source: str) -> int:
+        """Record a dataset (ids, paths, ground truth, skipped files); re-use an identical one."""
+        row = self._db.execute("SELECT id FROM datasets WHERE source=? AND fingerprint=?",
+                               (source, dataset.fingerprint)).fetchone()
+        if row:
+            return int(row[0])
+        labels = dataset.labels if dataset.labels is not None else None
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO datasets (source, name, fingerprint, n_samples, has_labels, class_names, "
+                "created_at) VALUES (?,?,?,?,?,?,?)",
+                (source, dataset.name, dataset.fingerprint, len(dataset), int(dataset.has_labels),
+                 json.dumps(dataset.class_names) if dataset.class_names else None, time.time()),
+            )
+            ds_id = int(cur.lastrowid)
+            db.executemany(
+                "INSERT INTO samples (dataset_id, idx, sample_id, path, label) VALUES (?,?,?,?,?)",
+                ((ds_id, i, sid, dataset.path(i),
+                  None if labels is None or labels[i] < 0 else int(labels[i]))
+                 for i, sid in enumerate(dataset.ids)),
+            )
+            db.executemany("INSERT INTO skipped (dataset_id, sample_id, reason) VALUES (?,?,?)",
+                           ((ds_id, s.id, s.reason) for s in dataset.skipped))
+        return ds_id
+
+    def dataset_ids(self, dataset_id: int) -> list[str]:
+        rows = self._db.execute("SELECT sample_id FROM samples WHERE dataset_id=? ORDER BY idx",
+                                (dataset_id,)).fetchall()
+        return [r[0] for r in rows]
+
+    def skipped(self, dataset_id: int) -> list[dict[str, str]]:
+        return self.query("SELECT sample_id, reason FROM skipped WHERE dataset_id=? ORDER BY sample_id",
+                          (dataset_id,))
+
+    # -- features -------------------------------------------------------------------------
+    def record_features(self, dataset_id: int, cache_key: str, backbone: str,
+                        image_size: int | None, dim: int, path: str | Path) -> int:
+        row = self._db.execute("SELECT id FROM feature_sets WHERE cache_key=?", (cache_key,)).fetchone()
+        if row:
+            return int(row[0])
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO feature_sets (dataset_id, cache_key, backbone, image_size, dim, path, "
+                "created_at) VALUES (?,?,?,?,?,?,?)",
+                (dataset_id, cache_key, backbone, image_size, dim, self.rel(path), time.time()),
+            )
+        return int(cur.lastrowid)
+
+    # -- runs -----------------------------------------------------------------------------
+    def start_run(self, dataset_id: int, feature_set_id: int | None, algo: str, k: int,
+                  config: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (dataset_id, feature_set_id, algo, k, config, status, created_at) "
+                "VALUES (?,?,?,?,?, 'running', ?)",
+                (dataset_id, feature_set_id, algo, k, json.dumps(config), time.time()),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, labels: np.ndarray, confidence: np.ndarray,
+                   scores: dict[str, Any], history: list[dict[str, Any]],
+                   artifacts: dict[str, str | Path]) -> None:
+        """Write the assignments, scores and artifact paths, and mark the run done — atomically."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO assignments (run_id, idx, cluster, confidence) VALUES (?,?,?,?)",
+                zip([run_id] * len(labels), range(len(labels)), labels.tolist(),
+                    confidence.astype(float).tolist(), strict=True),
+            )
+            db.executemany("INSERT INTO artifacts (run_id, kind, path) VALUES (?,?,?)",
+                           ((run_id, kind, self.rel(p)) for kind, p in artifacts.items()))
+            db.execute("UPDATE runs SET status='done', scores=?, history=?, finished_at=? WHERE id=?",
+                       (json.dumps(scores, default=_json_default), json.dumps(history, default=_json_default),
+                        time.time(), run_id))
+
+    def fail_run(self, run_id: int, message: str, *, cancelled: bool = False) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status=?, message=?, finished_at=? WHERE id=?",
+                       ("cancelled" if cancelled else "failed", message, time.time(), run_id))
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        rows = self.query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            raise WorkspaceError(f"there is no run {run_id} in {self.path}; list runs with `python -m core runs`")
+        r = rows[0]
+        for key in ("config", "scores", "history"):
+            r[key] = json.loads(r[key]) if r[key] else None
+        r["artifacts"] = {a["kind"]: a["path"] for a in
+                          self.query("SELECT kind, path FROM artifacts WHERE run_id=?", (run_id,))}
+        return r
+
+    def runs(self, dataset_id: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, dataset_id, algo, k, status, scores, created_at FROM runs"
+        rows = self.query(sql + (" WHERE dataset_id=?" if dataset_id else "") + " ORDER BY id",
+                          (dataset_id,) if dataset_id else ())
+        for r in rows:
+            r["scores"] = json.loads(r["scores"]) if r["scores"] else None
+        return rows
+
+    def assignments(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, confidence) of a finished run, row-aligned with the dataset's ids."""
+        rows = self._db.execute("SELECT cluster, confidence FROM assignments WHERE run_id=? ORDER BY idx",
+                                (run_id,)).fetchall()
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+        return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.float32)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot store {type(o).__name__} as JSON")
