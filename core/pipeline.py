@@ -91,7 +91,7 @@ def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str |
         device=cfg.device, pca_dim=cfg.pca_dim, checkpoint=cfg.checkpoint,
         progress=on_batch, should_stop=should_stop,
     )
-    return feats, from_cache, key, cache.path_for(key)
+    return feats, from_cache, key, cache.root / key
 
 
 def clustering_space(features: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
