@@ -1,0 +1,71 @@
+"""`python -m core …` as a user runs it: real subprocesses, real workspace."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_run_json_summary_is_last_line_and_cache_is_reported(tmp_path):
+    args = ["run", "--data", "digits", "--backbone", "pixels", "--k", "10", "--map", "pca",
+            "--workspace", str(tmp_path), "--json"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["n_samples"] == 1797 and summary["n_skipped"] == 0
+    assert {"acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"} <= set(summary["scores"])
+    assert summary["scores"]["acc"] > 0.7
+    assert (tmp_path / summary["artifacts"]["labels_csv"]).exists()
+    second = cli(*args)
+    assert json.loads(second.stdout.strip().splitlines()[-1])["features_from_cache"] is True
+    assert "reused from the cache" in second.stderr
+
+
+def test_folder_with_bad_files_skips_and_reports_them(tmp_path):
+    data = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(0, 255, 12), (12, 1))
+    for cls, pattern in (("dark", ramp), ("light", ramp.T)):   # two clearly different shapes
+        (data / cls).mkdir(parents=True)
+        for i in range(6):
+            px = np.clip(pattern + rng.normal(0, 10, (12, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).convert("RGB").save(data / cls / f"{i}.png")
+    (data / "dark" / "empty.png").write_bytes(b"")
+    (data / "light" / "notes.txt").write_text("not an image")
+    r = cli("run", "--data", str(data), "--backbone", "pixels", "--k", "2", "--map", "pca",
+            "--workspace", str(tmp_path / "ws"), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["n_samples"] == 12 and s["n_skipped"] == 2
+    assert sorted(x["id"] for x in s["skipped"]) == ["dark/empty.png", "light/notes.txt"]
+    assert "dark/empty.png" in r.stderr
+    assert s["scores"]["acc"] == 1.0      # dark vs light: horizontal vs vertical ramps: perfectly separable
+
+
+def test_errors_are_one_clear_line_with_exit_code_2(tmp_path):
+    r = cli("run", "--data", "no-such-demo", "--workspace", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "digits" in r.stderr          # lists what exists
+    r = cli("run", "--data", "digits", "--backbone", "nope", "--workspace", str(tmp_path))
+    assert r.returncode == 2 and "efficientnet_lite0" in r.stderr
+    r = cli("run", "--data", "digits", "--k", "1", "--workspace", str(tmp_path))
+    assert r.returncode == 2 and "k must be at least 2" in r.stderr
+
+
+def test_listings(tmp_path):
+    r = cli("datasets", "--json")
+    rows = {d["name"]: d for d in json.loads(r.stdout)}
+    assert rows["digits"]["available"] is True
+    r = cli("backbones", "--json", "--workspace", str(tmp_path))
+    rows = {d["name"]: d for d in json.loads(r.stdout)}
+    assert rows["efficientnet_lite0"]["available"] is True
+    assert rows["pixels"]["available"] is True
