@@ -1,0 +1,201 @@
+"""App speed: k slider on 10,000 cached samples, a 60-thumbnail gallery page, a 100,000-point map.
+
+    python bench/bench_app.py [--skip-browser] [--repeat 3]
+
+Prints a table; nothing here is asserted (DESIGN.md: figures go to the issue and bench/RESULTS.md).
+1. k slider: AppTest drives the real Cluster page on the Fashion-MNIST test split (10,000 images,
+   `pixels` features already cached); each row is one slider move -> new recorded run -> page drawn.
+2. Gallery: building one page of 60 thumbnails, cold (decode + resize + PNG) and warm (st.cache_data),
+   and a whole Explore page rerun after turning the gallery page.
+3. Map: a 100,000-point Scattergl (ui.figures.scatter) in a real chromium: time to draw, time from
+   releasing a lasso to the app listing the selection, and the longest main-thread task (freezing).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(what: str, value: str, note: str = "") -> None:
+    ROWS.append((what, value, note))
+    print(f"  {what}: {value} {note}", flush=True)
+
+
+def _until(at, done, timeout: float = 300.0):  # noqa: ANN001, ANN202
+    end = time.monotonic() + timeout
+    while not done(at):
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        if time.monotonic() > end:
+            raise TimeoutError
+        time.sleep(0.05)
+        at.run()
+    return at
+
+
+def bench_slider_and_gallery(repeat: int) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.helpers import texts
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at.selectbox(key="w_demo").select("fashion-mnist")
+    at.button(key="w_use_demo").click().run()
+    at.switch_page("pages/features.py").run()
+    at.selectbox(key="w_backbone").select("pixels").run()
+    at.button(key="w_extract").click().run()
+    _until(at, lambda a: any("Features ready" in s.value for s in a.success))
+    at.switch_page("pages/cluster.py").run()
+    at.button(key="w_run").click().run()   # warm-up: first k-means pays torch's start-up
+    _until(at, lambda a: "— kmeans, k=10" in texts(a))
+    times = []
+    for i, k in enumerate([8, 12, 9, 11, 7, 13][: max(2, repeat * 2)]):
+        t = time.perf_counter()
+        at.slider(key="w_k").set_value(k).run()
+        _until(at, lambda a, k=k: f"— kmeans, k={k}," in texts(a))
+        times.append(time.perf_counter() - t)
+        print(f"    k={k}: {times[-1]:.2f} s", flush=True)
+        del i
+    row("k slider -> new run drawn (10,000 × 784 pixels, reduce pca:50)",
+        f"median {statistics.median(times):.2f} s, max {max(times):.2f} s", f"{len(times)} moves, AppTest")
+
+    # Gallery: 60 thumbnails cold and warm, through the same cached function the grid uses.
+    from ui import engine
+    from ui.state import get_state
+
+    state = at.session_state["clusterlens"] if "clusterlens" in at.session_state else get_state()
+    ds = engine.dataset(state.data.source, str(Path(os.environ["CLUSTERLENS_HOME"])), state.data.limit)
+    rows = list(range(5000, 5060))
+    t = time.perf_counter()
+    for r in rows:
+        engine.thumb_uri(ds.fingerprint, r, 64, ds)
+    cold = time.perf_counter() - t
+    warm = []
+    for _ in range(max(3, repeat)):
+        t = time.perf_counter()
+        for r in rows:
+            engine.thumb_uri(ds.fingerprint, r, 64, ds)
+        warm.append(time.perf_counter() - t)
+    row("gallery page, 60 thumbnails (28×28 → 64 px PNG)", f"cold {cold:.3f} s, warm {min(warm):.3f} s")
+
+    at.switch_page("pages/explore.py").run()
+    _until(at, lambda a: "Cluster gallery" in texts(a))
+    key = next(w.key for w in at.number_input if w.key and w.key.startswith("w_gallery_page"))
+    pages = []
+    for p in [2, 3, 2, 4][: max(2, repeat + 1)]:
+        t = time.perf_counter()
+        at.number_input(key=key).set_value(p).run()
+        pages.append(time.perf_counter() - t)
+    row("Explore page rerun after turning the gallery page (10k map + 60 tiles + prototypes)",
+        f"median {statistics.median(pages):.2f} s", "first visit of each page includes cold thumbnails")
+
+
+SCATTER_APP = """
+import numpy as np, streamlit as st
+from ui import figures, gallery
+rng = np.random.default_rng(0)
+n, k = 100_000, 10
+centres = rng.normal(0, 6, (k, 2))
+labels = rng.integers(0, k, n)
+xy = (centres[labels] + rng.normal(0, 1, (n, 2))).astype(np.float32)
+ids = [f"all/{i}" for i in range(n)]
+fig = figures.scatter(xy, ids, labels, [f"cluster {c}" for c in range(k)])
+ev = st.plotly_chart(fig, key="m", on_select="rerun", selection_mode=("points", "box", "lasso"))
+sel = gallery.selected_ids(ev)
+st.markdown(f"Selected: {len(sel)}" if sel else "Nothing selected")
+"""
+
+
+def bench_browser() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "scatter_app.py"
+        script.write_text(SCATTER_APP)
+        port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                                 "--server.address", "127.0.0.1", "--server.headless", "true",
+                                 "--browser.gatherUsageStats", "false"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            import urllib.request
+
+            for _ in range(180):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = b.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script("""window.__long = 0; new PerformanceObserver(l => { for (const e of
+                    l.getEntries()) window.__long = Math.max(window.__long, e.duration); })
+                    .observe({type: 'longtask', buffered: true});""")
+                t = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}")
+                page.get_by_text("Nothing selected").wait_for(timeout=120_000)
+                page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=120_000)
+                page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullLayout != null")
+                drawn = time.perf_counter() - t
+                draw_long = page.evaluate("window.__long")
+                page.evaluate("window.__long = 0")
+                box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+                cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+                w, h = box["width"] / 5, box["height"] / 5
+                pts = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
+                page.mouse.move(*pts[0])
+                page.mouse.down()
+                for x, y in pts[1:]:
+                    page.mouse.move(x, y, steps=10)
+                t = time.perf_counter()
+                page.mouse.up()
+                page.get_by_text("Selected:").wait_for(timeout=120_000)
+                selected = time.perf_counter() - t
+                n = page.get_by_text("Selected:").inner_text()
+                sel_long = page.evaluate("window.__long")
+                ping = page.evaluate("""() => new Promise(r => { const t = performance.now();
+                    setTimeout(() => r(performance.now() - t), 0); })""")
+                b.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    row("100,000-point Scattergl: page load -> map drawn", f"{drawn:.1f} s",
+        f"longest main-thread task {draw_long:.0f} ms")
+    row("lasso release -> app lists the selection", f"{selected:.1f} s",
+        f"{n}; longest main-thread task {sel_long:.0f} ms; event-loop ping after {ping:.0f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-browser", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    os.environ.setdefault("CLUSTERLENS_HOME", str(Path(tempfile.gettempdir()) / "clusterlens-bench-app"))
+    os.environ.setdefault("CLUSTERLENS_JOB_WAIT_S", "10")   # a move finishes within the same script run
+    print(f"workspace {os.environ['CLUSTERLENS_HOME']}, {os.cpu_count()} CPU(s)", flush=True)
+    bench_slider_and_gallery(args.repeat)
+    if not args.skip_browser:
+        bench_browser()
+    w = max(len(r[0]) for r in ROWS)
+    print("\n| what | time | note |\n|---|---|---|")
+    for what, value, note in ROWS:
+        print(f"| {what:<{w}} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

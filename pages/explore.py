@@ -1,0 +1,79 @@
+"""Explore: a 2-D map of the images; select a region to see exactly those images; browse each cluster."""
+import streamlit as st
+
+from ui import engine, figures, gallery
+from ui.frame import frame
+from ui.state import bind, set_gallery, set_map, set_selection, settings, start_map
+from ui.widgets import image_grid, paged
+
+state, cfg = frame(), settings()
+st.title("Explore")
+if state.data is None or state.feature_info is None or state.run_id is None:
+    st.info("Cluster the images first.")
+    st.page_link("pages/cluster.py", label="Go to Cluster", icon=":material/arrow_back:")
+    st.stop()
+
+ds, info, run_id = engine.open_data(state.data, cfg.workspace), state.feature_info, state.run_id
+labels, confidence = engine.assignments(str(cfg.workspace), run_id)
+index = engine.id_index(ds.fingerprint, ds)
+truth = ds.labels if ds.has_labels else None
+class_names = ds.class_names or ([str(i) for i in range(int(truth.max()) + 1)] if truth is not None else None)
+st.caption(f"Run #{run_id}: {state.data_label}, k={int(labels.max()) + 1}.")
+
+# -- the map ---------------------------------------------------------------------------------
+methods = {"pca": "PCA (instant)", "tsne": "t-SNE (keeps neighbours)", "umap": "UMAP (separates clusters)"}
+colourings = ["cluster", "true label", "confidence"] if truth is not None else ["cluster", "confidence"]
+a, b = st.columns(2)
+a.radio("Map", list(methods), index=list(methods).index(state.map.method), format_func=methods.get, horizontal=True,
+        **bind("w_map", lambda s, v: set_map(method=v)))
+b.radio("Colour by", colourings, index=colourings.index(state.color_by) if state.color_by in colourings else 0,
+        horizontal=True, **bind("w_colour", lambda s, v: setattr(s, "color_by", v)))
+
+xy = engine.saved_map(cfg.workspace, info.key, state.map)
+if xy is None:
+    if state.job is None or not state.job.running:
+        start_map()   # drawing a map is the page's first job; it persists in the workspace
+        state.job.wait(cfg.job_wait_s)
+        xy = engine.saved_map(cfg.workspace, info.key, state.map)
+    if xy is None:
+        st.rerun() if state.job and state.job.running else st.stop()
+
+if state.color_by == "confidence":
+    fig = figures.scatter(xy, ds.ids, None, None, values=confidence, value_name="confidence")
+elif state.color_by == "true label":
+    fig = figures.scatter(xy, ds.ids, truth, class_names)
+else:
+    fig = figures.scatter(xy, ds.ids, labels, [f"cluster {c}" for c in range(int(labels.max()) + 1)])
+st.plotly_chart(fig, key="map_chart", on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
+                selection_mode=("points", "box", "lasso"), config={"scrollZoom": True, "displaylogo": False})
+st.caption("Hovering a point shows its id; **click** a point to see its image, or draw a lasso or box "
+           "(toolbar) to see exactly the images inside it below. Double-click clears the selection.")
+
+if state.selected_ids:
+    rows = gallery.rows_of(state.selected_ids, index)
+    st.subheader(f"Selection: {len(rows):,} image(s)")
+    shown, _, _ = paged(rows, "w_sel_page", state.gallery.sel_page, lambda p: set_gallery(sel_page=p))
+    image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth), grid_id="selection-grid",
+               size=96 if len(rows) <= 4 else 64)
+
+# -- clusters --------------------------------------------------------------------------------
+k = int(labels.max()) + 1
+st.subheader("Clusters at a glance: the most typical images of each")
+for c in range(k):
+    st.caption(f"Cluster {c} · {int((labels == c).sum()):,} images")
+    image_grid(ds, gallery.tiles(gallery.prototypes(labels, confidence, c), labels, confidence, ds.ids),
+               grid_id=f"proto-{c}", size=48)
+
+st.subheader("Cluster gallery")
+a, b = st.columns(2)
+cluster = a.selectbox("Cluster", list(range(k)), index=min(state.gallery.cluster or 0, k - 1),
+                      format_func=lambda c: f"Cluster {c} ({int((labels == c).sum()):,} images)",
+                      **bind("w_gallery_cluster", lambda s, v: set_gallery(cluster=int(v), page=1)))
+b.radio("Order", gallery.ORDERS, index=gallery.ORDERS.index(state.gallery.order), horizontal=True,
+        **bind("w_gallery_order", lambda s, v: set_gallery(order=v, page=1)))
+rows = gallery.cluster_rows(labels, confidence, cluster, state.gallery.order)
+shown, page, pages = paged(rows, f"w_gallery_page_{cluster}_{state.gallery.order}", state.gallery.page,
+                           lambda p: set_gallery(page=p))
+st.caption(f"Cluster {cluster}: {len(rows):,} images — showing {len(shown)} (page {page} of {pages}), "
+           f"{state.gallery.order}.")
+image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth), grid_id="cluster-grid")

@@ -1,0 +1,44 @@
+"""Helpers for driving the app in AppTest."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from streamlit.testing.v1 import AppTest
+
+
+def run_until(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120.0) -> AppTest:
+    """Rerun (as the page's polling fragment would) until ``done``; fail on an error or exception."""
+    end = time.monotonic() + timeout
+    while True:
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        if done(at):
+            return at
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out; page shows: {[m.value for m in at.markdown][:10]}")
+        time.sleep(0.3)
+        at.run()
+
+
+def texts(at: AppTest) -> str:
+    """Everything textual on the page, for 'is this shown' assertions."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.success]
+    parts += [i.value for i in at.info] + [h.value for h in at.subheader] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def choose_digits(at: AppTest) -> AppTest:
+    at.selectbox(key="w_demo").select("digits")
+    return at.button(key="w_use_demo").click().run()
+
+
+def extract_pixels(at: AppTest) -> AppTest:
+    at.switch_page("pages/features.py").run()
+    at.selectbox(key="w_backbone").select("pixels").run()
+    at.button(key="w_extract").click().run()
+    return run_until(at, lambda a: any("Features ready" in s.value for s in a.success))

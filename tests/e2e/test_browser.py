@@ -1,0 +1,94 @@
+"""The whole path in a real browser: demo → features → clusters → gallery → lasso shows exactly those images."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS
+
+pytestmark = pytest.mark.e2e
+
+# Ids of the points plotly itself marks as selected (customdata of selectedpoints, every trace).
+SELECTED_IN_PLOTLY = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const ids = [];
+  for (const t of gd.data) {
+    for (const i of (t.selectedpoints || [])) ids.push(String(t.customdata[i]));
+  }
+  return ids;
+}"""
+
+
+def goto(page, title: str) -> None:  # noqa: ANN001
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+
+
+def pick(page, label: str, option: str) -> None:  # noqa: ANN001
+    page.locator('[data-testid="stSelectbox"]', has_text=label).first.click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}")).first.click()
+
+
+def shot(page, name: str) -> None:  # noqa: ANN001
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_demo_to_lasso_selection(page, app_url: str) -> None:  # noqa: ANN001
+    page.goto(app_url)
+    page.get_by_role("heading", name="Data").first.wait_for()
+    pick(page, "Demo", "digits")
+    page.get_by_role("button", name="Use this demo").click()
+    page.get_by_text("1,797").first.wait_for()
+    shot(page, "1-data")
+
+    goto(page, "Features")
+    pick(page, "Backbone", "pixels")
+    page.get_by_role("button", name="Extract features").click()
+    page.get_by_text("Features ready").first.wait_for(timeout=120_000)
+    page.get_by_text("1,797 images × 64 dimensions").first.wait_for()   # 8×8 pixels
+    shot(page, "2-features")
+
+    goto(page, "Cluster")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text(re.compile(r"Run #\d+")).first.wait_for(timeout=120_000)
+    page.get_by_text("ACC").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    shot(page, "3-cluster")
+
+    goto(page, "Explore")
+    page.get_by_text("Cluster gallery").first.wait_for(timeout=120_000)
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for()
+    cap = page.get_by_text(re.compile(r"^Cluster 0: [\d,]+ images")).first.inner_text()
+    n0 = int(re.search(r"Cluster 0: ([\d,]+) images", cap).group(1).replace(",", ""))
+    page.locator("#cluster-grid [data-sample-id]").first.wait_for()
+    page.wait_for_function(f"() => document.querySelectorAll('#cluster-grid [data-sample-id]').length == {min(60, n0)}")
+    shot(page, "4-explore")
+
+    # Lasso a region around the middle of the map.
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    w, h = box["width"] * 0.12, box["height"] * 0.12
+    polygon = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
+    page.mouse.move(*polygon[0])
+    page.mouse.down()
+    for x, y in polygon[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.wait_for(timeout=60_000)
+    expected = page.evaluate(SELECTED_IN_PLOTLY)
+    assert expected, "the lasso selected no points; the map may not have drawn"
+    header = page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.inner_text()
+    assert int(re.search(r"([\d,]+)", header).group(1).replace(",", "")) == len(expected)
+    page.locator("#selection-grid [data-sample-id]").first.wait_for()
+    shown = page.locator("#selection-grid [data-sample-id]").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-sample-id'))")
+    assert len(shown) == min(60, len(expected))
+    assert set(shown) <= set(expected)
+    if len(expected) <= 60:
+        assert sorted(shown) == sorted(expected)
+    shot(page, "5-lasso")
+    page.locator("#selection-grid").scroll_into_view_if_needed()
+    page.locator("#selection-grid").screenshot(path=str(ARTIFACTS / "6-selection-grid.png"))
+    page.locator("#cluster-grid").screenshot(path=str(ARTIFACTS / "7-cluster-grid.png"))

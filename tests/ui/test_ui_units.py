@@ -1,0 +1,91 @@
+"""ui/ pieces without a browser: allowed roots, uploads, gallery order, scatter ids, jobs."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ClusterLensError, DataError
+from ui import figures, gallery
+from ui.jobs import Job
+from ui.settings import Settings, allowed_folder
+from ui.uploads import Upload, save_uploads
+
+
+def settings(root: Path) -> Settings:
+    return Settings(workspace=root / "ws", allowed_roots=(root.resolve(),), max_upload_mb=1, job_wait_s=0)
+
+
+def test_allowed_folder_inside_outside_and_dotdot(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    s = settings(tmp_path / "a")
+    assert allowed_folder(str(tmp_path / "a"), s) == (tmp_path / "a").resolve()
+    with pytest.raises(DataError) as e1:
+        allowed_folder(str(tmp_path / "a" / ".." / "b"), s)
+    with pytest.raises(DataError) as e2:
+        allowed_folder("/definitely/not/here", s)
+    assert str(e1.value) == str(e2.value)
+
+
+def test_uploads_are_content_addressed_and_names_sanitised(tmp_path: Path) -> None:
+    files = [Upload("../../x.png", b"1"), Upload("x.png", b"2"), Upload(".hidden", b"3")]
+    folder = save_uploads(files, tmp_path, max_mb=1)
+    assert sorted(p.name for p in folder.iterdir()) == ["hidden", "x-1.png", "x.png"]
+    assert save_uploads(files, tmp_path, max_mb=1) == folder
+    with pytest.raises(DataError, match=r"over the 1e-06 MB limit"):
+        save_uploads(files, tmp_path, max_mb=0.000001)
+    with pytest.raises(DataError, match="one .zip"):
+        save_uploads([Upload("a.zip", b"z"), Upload("b.png", b"p")], tmp_path, max_mb=1)
+
+
+def test_cluster_rows_order_and_prototypes() -> None:
+    labels = np.array([0, 1, 0, 0, 1])
+    conf = np.array([0.2, 0.9, 0.8, 0.5, 0.1], dtype=np.float32)
+    assert gallery.cluster_rows(labels, conf, 0, gallery.ORDERS[0]).tolist() == [2, 3, 0]
+    assert gallery.cluster_rows(labels, conf, 0, gallery.ORDERS[1]).tolist() == [0, 3, 2]
+    assert gallery.prototypes(labels, conf, 1, n=1).tolist() == [1]
+
+
+def test_scatter_carries_ids_in_customdata_and_selection_reads_them() -> None:
+    xy = np.arange(12, dtype=np.float32).reshape(6, 2)
+    ids = [f"s/{i}" for i in range(6)]
+    fig = figures.scatter(xy, ids, np.array([1, 0, 1, 0, 2, 2]), None)
+    assert [t.type for t in fig.data] == ["scattergl"] * 3
+    assert sorted(i for t in fig.data for i in t.customdata) == sorted(ids)
+    # point_indices are per trace and would be ambiguous; customdata is not.
+    event = {"selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": "s/1"},
+                                      {"curve_number": 1, "point_index": 0, "customdata": "s/0"}],
+                           "point_indices": [0, 0]}}
+    assert gallery.selected_ids(event) == ["s/1", "s/0"]
+
+
+def test_job_reports_progress_finishes_fails_and_stops() -> None:
+    def ok(report, stop):  # noqa: ANN001, ANN202
+        report(0.5, "half")
+        return 42
+
+    job = Job.start("t", "ok", ok)
+    assert job.wait(5) and job.status == "done" and job.result == 42
+
+    def bad(report, stop):  # noqa: ANN001, ANN202
+        raise ClusterLensError("bad input")
+
+    job = Job.start("t", "bad", bad)
+    assert job.wait(5) and job.status == "failed" and job.error == "bad input"
+
+    started = threading.Event()
+
+    def slow(report, stop):  # noqa: ANN001, ANN202
+        started.set()
+        while not stop():
+            time.sleep(0.01)
+        raise ClusterLensError("stopped")
+
+    job = Job.start("t", "slow", slow)
+    started.wait(5)
+    assert job.running
+    job.stop()
+    assert job.wait(5) and job.status == "cancelled" and job.result is None

@@ -1,0 +1,212 @@
+"""Cached wrappers around engine calls, and the work functions that background jobs run.
+
+Streamlit caching sits *on top of* the engine's own disk cache (features, manifests), never in
+its place: a cold process still finds yesterday's features on disk. ``st.cache_resource`` holds
+objects shared read-only by every session (datasets, id indexes); ``st.cache_data`` holds small
+arrays and records (assignments of a finished run, 2-D maps, thumbnails).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+from core.data.base import ImageDataset
+from core.store import Store
+
+Report = Callable[[float | None, str], None]
+ShouldStop = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What the Features step produced (the array itself stays in the engine's disk cache)."""
+
+    data: DataConfig
+    features: FeatureConfig
+    key: str
+    n: int
+    dim: int
+    from_cache: bool
+    seconds: float
+    images_per_s: float | None
+
+
+# -- registries (cheap, but they import torch: once per process) -----------------------------
+
+@st.cache_resource(show_spinner=False)
+def demos() -> list[dict[str, Any]]:
+    from core.data import list_datasets
+
+    return [d for d in list_datasets() if not d["name"].startswith("torchvision:")]
+
+
+@st.cache_resource(show_spinner=False, ttl=60)
+def backbones() -> list[dict[str, Any]]:
+    from core.features import list_backbones
+
+    return list_backbones()
+
+
+@st.cache_resource(show_spinner=False, ttl=60)
+def algorithms() -> dict[str, dict[str, Any]]:
+    """name -> the estimator's default parameters (controls are generated from these)."""
+    from core.cluster.registry import available, clusterer_class
+
+    return {name: clusterer_class(name)().get_params() for name in available()}
+
+
+# -- datasets --------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def dataset(source: str, workspace: str, limit: int | None = None) -> ImageDataset:
+    """The opened dataset; shared read-only by every session (opening a folder is slow)."""
+    from core.pipeline import load_dataset
+
+    return load_dataset(DataConfig(source=source, limit=limit), workspace)
+
+
+def open_data(data: DataConfig, workspace: Path) -> ImageDataset:
+    return dataset(data.source, str(workspace), data.limit)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def id_index(fingerprint: str, _ds: ImageDataset) -> dict[str, int]:
+    """sample id -> row, for reading a scatter selection (ids in customdata)."""
+    return {sid: i for i, sid in enumerate(_ds.ids)}
+
+
+def dataset_id(workspace: Path, ds: ImageDataset, source: str) -> int:
+    with Store(workspace) as store:
+        return store.upsert_dataset(ds, source)
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+def runs(workspace: Path, ds_id: int) -> list[dict[str, Any]]:
+    """Every run of this dataset, newest first (not cached: a run may finish any moment)."""
+    with Store(workspace) as store:
+        return list(reversed(store.runs(ds_id)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_record(workspace: str, run_id: int) -> dict[str, Any]:
+    """A *finished* run's record (immutable once done; callers only ask for done runs)."""
+    with Store(workspace) as store:
+        return store.run(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def assignments(workspace: str, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+    with Store(workspace) as store:
+        return store.assignments(run_id)
+
+
+# -- 2-D maps: computed in a job, kept as .npy in the workspace (t-SNE on 10k takes ~25 s) ----
+
+def map_path(workspace: Path, feature_key: str, cfg: MapConfig) -> Path:
+    return workspace / "maps" / f"{feature_key or 'nokey'}-{cfg.method}-{cfg.seed}.npy"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_map(path: str, mtime: float) -> np.ndarray:   # mtime: a rewritten file is re-read
+    return np.load(path)
+
+
+def saved_map(workspace: Path, feature_key: str, cfg: MapConfig) -> np.ndarray | None:
+    p = map_path(workspace, feature_key, cfg)
+    return load_map(str(p), p.stat().st_mtime) if p.is_file() else None
+
+
+# -- thumbnails ------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=50_000)
+def thumb_uri(fingerprint: str, i: int, size: int, _ds: ImageDataset) -> str:
+    """Image ``i`` as a small PNG data URI; tiny images are scaled up with nearest pixels."""
+    img = _ds.load(i)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    if max(img.size) < size // 2:   # 8×8 digits: blocky beats blurry
+        scale = max(1, size // max(img.size))
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# -- job work (runs in a thread: no Streamlit calls in here) ---------------------------------
+
+def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, workspace: Path
+                  ) -> Callable[[Report, ShouldStop], FeatureInfo]:
+    def work(report: Report, should_stop: ShouldStop) -> FeatureInfo:
+        from core.pipeline import compute_features
+
+        t0 = time.perf_counter()
+        report(0.0, f"preparing {cfg.backbone}")
+
+        def progress(stage: str, frac: float, msg: str) -> None:
+            report(frac, msg)
+
+        feats, from_cache, key, path = compute_features(ds, cfg, workspace, progress=progress,
+                                                         should_stop=should_stop)
+        with Store(workspace) as store:   # the workspace lists what was extracted (as the CLI does)
+            ds_id = store.upsert_dataset(ds, data.source)
+            if key:
+                store.record_features(ds_id, key, cfg.backbone, cfg.image_size, int(feats.shape[1]), path)
+        secs = time.perf_counter() - t0
+        return FeatureInfo(data=data, features=cfg, key=key, n=len(feats), dim=int(feats.shape[1]),
+                           from_cache=from_cache, seconds=secs,
+                           images_per_s=None if from_cache else len(feats) / max(secs, 1e-9))
+    return work
+
+
+def cluster_work(data: DataConfig, feats: FeatureConfig, cluster: ClusterConfig, workspace: Path
+                 ) -> Callable[[Report, ShouldStop], int]:
+    """One recorded run (run_pipeline, without its map: the Explore page draws maps itself)."""
+    cfg = RunConfig(data=data, features=feats, cluster=cluster, map=MapConfig(method="none"),
+                    workspace=str(workspace))
+
+    def work(report: Report, should_stop: ShouldStop) -> int:
+        from core.pipeline import run_pipeline
+
+        def progress(stage: str, frac: float, msg: str) -> None:
+            if stage == "cluster" and msg.startswith("{"):
+                msg = _epoch_message(msg)
+            report(frac if stage in ("features", "cluster") else None, f"{stage}: {msg}")
+
+        return run_pipeline(cfg, progress=progress, should_stop=should_stop).run_id
+    return work
+
+
+def _epoch_message(record_json: str) -> str:
+    import json
+
+    rec = json.loads(record_json)
+    shown = {k: v for k, v in rec.items() if isinstance(v, int | float) and k != "progress"}
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(shown.items())[:5])
+
+
+def map_work(ds: ImageDataset, feats: FeatureConfig, key: str, cfg: MapConfig, workspace: Path
+             ) -> Callable[[Report, ShouldStop], str]:
+    def work(report: Report, should_stop: ShouldStop) -> str:
+        from core.pipeline import compute_features, make_map
+
+        report(None, "loading features")
+        X, _, _, _ = compute_features(ds, feats, workspace, should_stop=should_stop)
+        report(None, f"{cfg.method.upper()} of {len(X):,} points (UMAP compiles for ~30 s the first time)")
+        xy = make_map(X, cfg)
+        path = map_path(workspace, key, cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, np.asarray(xy, dtype=np.float32))
+        tmp.replace(path)   # why: a half-written map must never be read as finished
+        return str(path)
+    return work

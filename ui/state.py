@@ -1,0 +1,242 @@
+"""The app's durable state: ONE typed dataclass in ``st.session_state``, written by callbacks.
+
+Widgets keep their own keys only while they are on screen (Streamlit drops them when a page is
+left), so every widget reads its initial value from :class:`AppState` and writes back through a
+callback. Pages never assign to the state directly; they call the functions below.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import streamlit as st
+
+from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig
+from core.errors import ClusterLensError
+from ui import engine
+from ui.engine import FeatureInfo
+from ui.jobs import Job, Work
+from ui.settings import Settings, allowed_folder
+from ui.uploads import Upload, save_uploads
+
+_KEY = "clusterlens"
+
+
+@dataclass
+class Gallery:
+    cluster: int | None = None      # None = the map selection
+    order: str = "most typical first"
+    page: int = 1
+    sel_page: int = 1               # page of the map-selection gallery
+
+
+@dataclass
+class AppState:
+    data: DataConfig | None = None
+    data_label: str = ""
+    data_error: str | None = None
+    features: FeatureConfig = FeatureConfig(backbone="efficientnet_lite0", image_size=64, device="auto")
+    feature_info: FeatureInfo | None = None
+    cluster: ClusterConfig = ClusterConfig(algo="kmeans", k=10, reduce="pca:50")
+    algo_params: dict[str, dict[str, Any]] = field(default_factory=dict)   # per algorithm, edited values
+    run_id: int | None = None
+    compare: tuple[int | None, int | None] = (None, None)
+    map: MapConfig = MapConfig(method="pca", seed=0)
+    color_by: str = "cluster"
+    threshold: float = 0.2           # confidence below this counts as doubtful
+    gallery: Gallery = field(default_factory=Gallery)
+    selected_ids: list[str] = field(default_factory=list)
+    job: Job | None = None
+    notice: str | None = None        # one-line outcome of the last job, shown once
+    error: str | None = None
+
+
+def get_state() -> AppState:
+    if _KEY not in st.session_state:
+        st.session_state[_KEY] = AppState()
+    return st.session_state[_KEY]
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def bind(key: str, apply: Callable[[AppState, Any], None]) -> dict[str, Any]:
+    """Widget kwargs: ``key`` plus a callback copying the widget's value into the state."""
+    def callback() -> None:
+        apply(get_state(), st.session_state[key])
+    return {"key": key, "on_change": callback}
+
+
+# -- data ------------------------------------------------------------------------------------
+
+def choose_data(source: str, label: str, limit: int | None = None) -> None:
+    """A new dataset: everything derived from the old one is forgotten (not deleted)."""
+    s = get_state()
+    stop_job()
+    s.data, s.data_label, s.data_error = DataConfig(source=source, limit=limit), label, None
+    s.feature_info, s.run_id, s.compare, s.selected_ids = None, None, (None, None), []
+    s.gallery = Gallery()
+    s.notice = s.error = None
+
+
+def data_failed(message: str) -> None:
+    s = get_state()
+    s.data_error = message
+
+
+def _open_and_choose(source: str, label: str, limit: int | None = None) -> None:
+    """Open first (errors land on the Data page), then make it the current dataset."""
+    try:
+        engine.open_data(DataConfig(source=source, limit=limit), settings().workspace)
+    except ClusterLensError as e:
+        data_failed(str(e))
+        return
+    choose_data(source, label, limit)
+
+
+def use_demo(name: str, limit: int | None) -> None:
+    _open_and_choose(name, f"demo: {name}", limit)
+
+
+def use_folder(text: str) -> None:
+    try:
+        path = allowed_folder(text, settings())
+    except ClusterLensError as e:
+        data_failed(str(e))
+        return
+    _open_and_choose(str(path), f"folder: {path}")
+
+
+def use_uploads(files: list[Upload]) -> None:
+    cfg = settings()
+    try:
+        target = save_uploads(files, cfg.workspace, cfg.max_upload_mb)
+    except ClusterLensError as e:
+        data_failed(str(e))
+        return
+    what = files[0].name if target.suffix == ".zip" else f"{len(files)} file(s)"
+    _open_and_choose(str(target), f"upload: {what}")
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+def start_job(job_kind: str, title: str, work: Work, **params: Any) -> Job:
+    s = get_state()
+    stop_job()
+    s.notice = s.error = None
+    s.job = Job.start(job_kind, title, work, **params)
+    return s.job
+
+
+def stop_job() -> None:
+    s = get_state()
+    if s.job is not None and s.job.running:
+        s.job.stop()
+
+
+def adopt_finished_job() -> None:
+    """Take a finished job's result into the state, once. Called at the top of every run."""
+    s = get_state()
+    job = s.job
+    if job is None or job.running or job.adopted:
+        return
+    job.adopted = True
+    if job.status == "cancelled":
+        s.notice = f"{job.title} stopped; nothing from it is shown as finished."
+        return
+    if job.status == "failed":
+        s.error = f"{job.title} failed: {job.error}"
+        return
+    if job.kind == "features":
+        info: FeatureInfo = job.result
+        if s.data == info.data:   # still the dataset the person is looking at
+            s.feature_info = info
+            s.notice = (f"Features reused from the cache at once ({info.n:,} × {info.dim})." if info.from_cache
+                        else f"Features extracted: {info.n:,} × {info.dim} in {info.seconds:.1f} s.")
+    elif job.kind == "cluster":
+        if s.data == job.params.get("data"):
+            s.run_id = int(job.result)
+            s.gallery = replace(s.gallery, page=1)
+            s.selected_ids = []
+    elif job.kind == "map":
+        s.notice = None
+
+
+# -- features / cluster / map ----------------------------------------------------------------
+
+def start_features() -> None:
+    s, cfg = get_state(), settings()
+    if s.data is None:
+        return
+    ds = engine.open_data(s.data, cfg.workspace)
+    start_job("features", f"Features ({s.features.backbone})",
+              engine.features_work(ds, s.data, s.features, cfg.workspace), data=s.data)
+
+
+def set_features(**changes: Any) -> None:
+    s = get_state()
+    s.features = replace(s.features, **changes)
+
+
+def set_backbone(name: str, default_size: int | None) -> None:
+    """A backbone without a size of its own (pixels) uses the images' native size."""
+    s = get_state()
+    s.features = replace(s.features, backbone=name, image_size=s.features.image_size if default_size else None)
+    st.session_state.pop("w_size", None)   # the size slider shows the new value
+
+
+def start_cluster() -> None:
+    s, cfg = get_state(), settings()
+    if s.data is None or s.feature_info is None:
+        return
+    c = replace(s.cluster, params=dict(s.algo_params.get(s.cluster.algo, {})))
+    start_job("cluster", f"Clustering ({c.algo}, k={c.k})",
+              engine.cluster_work(s.data, s.feature_info.features, c, cfg.workspace), data=s.data)
+
+
+def set_cluster(rerun: bool = True, **changes: Any) -> None:
+    """Change a clustering setting; with features at hand, re-cluster at once (spec: sliders re-cluster)."""
+    s = get_state()
+    s.cluster = replace(s.cluster, **changes)
+    if rerun and s.feature_info is not None:
+        start_cluster()
+
+
+def set_algo_param(algo: str, name: str, value: Any) -> None:
+    s = get_state()
+    s.algo_params.setdefault(algo, {})[name] = value
+
+
+def start_map() -> None:
+    s, cfg = get_state(), settings()
+    if s.data is None or s.feature_info is None:
+        return
+    ds = engine.open_data(s.data, cfg.workspace)
+    info = s.feature_info
+    start_job("map", f"2-D map ({s.map.method.upper()})",
+              engine.map_work(ds, info.features, info.key, s.map, cfg.workspace), data=s.data)
+
+
+def set_map(**changes: Any) -> None:
+    s = get_state()
+    s.map = replace(s.map, **changes)
+    s.selected_ids = []
+
+
+def set_compare(side: int, run_id: int) -> None:
+    s = get_state()
+    s.compare = (run_id, s.compare[1]) if side == 0 else (s.compare[0], run_id)
+
+
+def set_gallery(**changes: Any) -> None:
+    s = get_state()
+    s.gallery = replace(s.gallery, **changes)
+
+
+def set_selection(ids: list[str]) -> None:
+    s = get_state()
+    s.selected_ids = ids
+    s.gallery = replace(s.gallery, sel_page=1)
+    st.session_state.pop("w_sel_page", None)

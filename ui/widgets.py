@@ -1,0 +1,170 @@
+"""Reusable widgets: image grid, job progress panel, generated parameter controls, score cards."""
+from __future__ import annotations
+
+import ast
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.data.base import ImageDataset
+from ui import engine
+from ui.state import get_state, set_algo_param, stop_job
+
+THUMB_PX = 64
+PAGE_SIZE = 60
+
+_GRID_CSS = """<style>
+.cl-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(%dpx,1fr));gap:6px}
+.cl-tile{margin:0;text-align:center;font-size:11px;color:#555;overflow:hidden}
+.cl-tile img{width:%dpx;height:%dpx;object-fit:contain;image-rendering:pixelated;border-radius:4px;
+  border:3px solid var(--cl-c,#ddd);background:#111}
+.cl-tile figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+</style>"""
+
+
+@dataclass(frozen=True)
+class Tile:
+    row: int
+    caption: str
+    tooltip: str = ""
+    colour: str = "#dddddd"
+
+
+def image_grid(ds: ImageDataset, tiles: Sequence[Tile], *, size: int = THUMB_PX, grid_id: str = "grid") -> None:
+    """One HTML block of thumbnails: one element for the browser, however many images.
+
+    Every tile carries ``data-sample-id`` (the stable id), which the browser tests read.
+    """
+    parts = [_GRID_CSS % (size + 10, size, size), f'<div class="cl-grid" id="{grid_id}">']
+    for t in tiles:
+        sid = html.escape(ds.ids[t.row])
+        uri = engine.thumb_uri(ds.fingerprint, t.row, size, ds)
+        parts.append(f'<figure class="cl-tile" data-sample-id="{sid}" title="{html.escape(t.tooltip or sid)}" '
+                     f'style="--cl-c:{t.colour}"><img src="{uri}" alt="{sid}"/>'
+                     f"<figcaption>{html.escape(t.caption)}</figcaption></figure>")
+    parts.append("</div>")
+    st.html("".join(parts))
+
+
+def paged(rows: np.ndarray, key: str, page: int, on_page: Any) -> tuple[np.ndarray, int, int]:
+    """The rows of the current page, the page number and the page count; draws the page picker."""
+    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", 1, pages, value=page, step=1, key=key,
+                        on_change=lambda: on_page(int(st.session_state[key])))
+    return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page, pages
+
+
+# -- job panel: polled from a fragment so the page never freezes -----------------------------
+
+@st.fragment(run_every=0.5)
+def job_panel() -> None:
+    job = get_state().job
+    if job is None:
+        return
+    status, fraction, message = job.snapshot()
+    if status != "running":
+        st.rerun()   # a full rerun adopts the result (ui.state.adopt_finished_job)
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    with left:
+        text = f"**{job.title}** — {message} ({job.elapsed():.0f} s)"
+        if fraction is None:
+            st.progress(0.0, text=text + " · no estimate yet")
+        else:
+            st.progress(fraction, text=text)
+    right.button("Stop", key="job_stop", on_click=stop_job, use_container_width=True)
+
+
+def show_job_outcome() -> None:
+    s = get_state()
+    if s.error:
+        st.error(s.error)
+    elif s.notice:
+        st.info(s.notice)
+
+
+# -- parameter controls generated from an estimator's get_params() defaults -------------------
+
+# Set from the page's own controls (k slider, metric, seed, device), so not repeated here.
+COMMON_PARAMS = {"n_clusters", "random_state", "metric", "device"}
+
+
+def param_controls(algo: str, defaults: dict[str, Any]) -> None:
+    """One widget per parameter, typed from its default; values go to the state via callbacks."""
+    edited = get_state().algo_params.get(algo, {})
+    names = [n for n in sorted(defaults) if n not in COMMON_PARAMS and _editable(defaults[n])]
+    cols = st.columns(3)
+    for i, name in enumerate(names):
+        default, value = defaults[name], edited.get(name, defaults[name])
+        key = f"p_{algo}_{name}"
+
+        def cb(name: str = name, key: str = key, default: Any = default) -> None:
+            set_algo_param(algo, name, _parse(st.session_state[key], default))
+
+        with cols[i % 3]:
+            if isinstance(default, bool):
+                st.checkbox(name, value=bool(value), key=key, on_change=cb)
+            elif isinstance(default, int):
+                st.number_input(name, value=int(value), step=1, key=key, on_change=cb)
+            elif isinstance(default, float):
+                st.number_input(name, value=float(value), format="%g", key=key, on_change=cb)
+            else:
+                st.text_input(name, value="" if value is None else str(value), key=key, on_change=cb,
+                              help="empty = default (None)" if default is None else None)
+
+
+def _editable(v: Any) -> bool:
+    return v is None or isinstance(v, bool | int | float | str)
+
+
+def _parse(raw: Any, default: Any) -> Any:
+    """Text boxes: '' -> None, numbers/lists/dicts as Python literals, anything else as text."""
+    if not isinstance(raw, str):
+        return raw
+    raw = raw.strip()
+    if raw == "":
+        return None if default is None else default
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+SCORE_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "silhouette": "Silhouette",
+                "davies_bouldin": "Davies–Bouldin", "calinski_harabasz": "Calinski–Harabasz"}
+
+
+def score_cards(scores: dict[str, Any]) -> None:
+    shown = [(SCORE_LABELS[k], scores[k]) for k in SCORE_LABELS if scores.get(k) is not None]
+    shown.append(("Clusters", scores.get("n_clusters")))
+    cols = st.columns(len(shown))
+    for col, (label, v) in zip(cols, shown, strict=True):
+        col.metric(label, f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def run_view(workspace: str, run_id: int, class_names: list[str] | None, threshold: float, key: str) -> None:
+    """A finished run: its scores, cluster sizes and (with ground truth) the confusion matrix."""
+    from ui import figures
+
+    rec = engine.run_record(workspace, run_id)
+    labels, confidence = engine.assignments(workspace, run_id)
+    cfg = (rec.get("config") or {}).get("cluster", {})
+    st.markdown(f"**Run #{run_id}** — {rec['algo']}, k={rec['k']}, metric {cfg.get('metric', '?')}, "
+                f"reduce {cfg.get('reduce', 'none')}, seed {cfg.get('seed', 0)}")
+    score_cards(rec["scores"] or {})
+    sizes = np.bincount(labels, minlength=int(rec["k"]))
+    st.caption(f"{len(sizes)} clusters, sizes {', '.join(str(int(n)) for n in sizes)} "
+               f"(sum {int(sizes.sum()):,}); {int((confidence < threshold).sum()):,} doubtful "
+               f"(confidence < {threshold:.2f})")
+    st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold), key=f"{key}_sizes")
+    matrix = (rec["scores"] or {}).get("confusion")
+    if matrix:
+        st.plotly_chart(figures.confusion(matrix, class_names), key=f"{key}_confusion")
