@@ -26,3 +26,7 @@ class WorkspaceError(ClusterLensError):
 
 class TrainingError(ClusterLensError):
     """Training diverged (e.g. a NaN loss) and produced no usable result."""
+
+
+class Cancelled(ClusterLensError):
+    """The person stopped the work; nothing half-done is saved or shown as finished."""

@@ -60,7 +60,7 @@ def external_scores(y_true: Any, y_pred: Any) -> dict[str, Any]:
     }
 
 
-def internal_scores(X: Any, labels: Any, *, sample_size: int = 10000, seed: int = 0) -> dict[str, Any]:
+def internal_scores(X: Any, labels: Any, *, sample_size: int = 3000, seed: int = 0) -> dict[str, Any]:
     """Label-free scores; samples with a negative label (unassigned) are left out.
 
     silhouette is computed on a seeded sample of ``sample_size`` points when N is larger (it is

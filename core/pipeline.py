@@ -20,16 +20,12 @@ from core.cluster.base import BaseClusterer
 from core.cluster.registry import clusterer_class
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.data.base import ImageDataset
-from core.errors import ClusterLensError, ParameterError
+from core.errors import Cancelled, ParameterError
 from core.store import Store
 
 # progress(stage, fraction in [0, 1], message)
 Progress = Callable[[str, float, str], None]
 ShouldStop = Callable[[], bool]
-
-
-class Cancelled(ClusterLensError):
-    """The person stopped the run; nothing half-written is shown as finished."""
 
 
 @dataclass
@@ -94,11 +90,31 @@ def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str |
     return feats, from_cache, key, cache.root / key
 
 
-def clustering_space(features: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
-    """The features the clusterer sees: as extracted, or reduced (PCA / UMAP) first."""
+def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Path | None = None,
+                     feature_key: str | None = None) -> np.ndarray:
+    """The features the clusterer sees: as extracted, or reduced (PCA / UMAP) first.
+
+    With ``cache_dir`` and ``feature_key`` a reduction is kept on disk, so moving k or the metric
+    re-clusters at once instead of re-running UMAP.
+    """
     from core.projection import reduce
 
-    return reduce(features, cfg.reduce, seed=cfg.seed)
+    if cfg.reduce in ("none", "") or cache_dir is None or not feature_key:
+        return reduce(features, cfg.reduce, seed=cfg.seed)
+    path = Path(cache_dir) / f"{feature_key}-{cfg.reduce.replace(':', '')}-s{cfg.seed}.npy"
+    if path.is_file():
+        try:
+            Z = np.load(path, allow_pickle=False)
+            if len(Z) == len(features):
+                return Z
+        except (OSError, ValueError):
+            pass   # unreadable: recompute and overwrite
+    Z = reduce(features, cfg.reduce, seed=cfg.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, Z)
+    tmp.replace(path)   # atomic: a crash never leaves a half file under the final name
+    return Z
 
 
 def build_clusterer(cfg: ClusterConfig, *, device: str = "auto") -> BaseClusterer:
@@ -119,14 +135,15 @@ def build_clusterer(cfg: ClusterConfig, *, device: str = "auto") -> BaseClustere
 def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
             dataset: ImageDataset | None = None, eval_labels: np.ndarray | None = None,
             fixed_labels: np.ndarray | None = None,
-            callback: Callable[[dict[str, Any]], bool | None] | None = None
-            ) -> tuple[BaseClusterer, np.ndarray]:
+            callback: Callable[[dict[str, Any]], bool | None] | None = None,
+            space: np.ndarray | None = None) -> tuple[BaseClusterer, np.ndarray]:
     """Fit the configured clusterer. Returns (fitted estimator, the space it clustered in).
 
     ``eval_labels`` (ground truth) only reaches history records for display; ``fixed_labels``
-    are a person's corrections (-1 = not corrected), honoured by DAC and RUC.
+    are a person's corrections (-1 = not corrected), honoured by DAC and RUC. ``space`` is the
+    already reduced features when the caller has them (see :func:`clustering_space`).
     """
-    X = clustering_space(features, cfg)
+    X = clustering_space(features, cfg) if space is None else space
     est = build_clusterer(cfg, device=device)
     fit_params = set(inspect.signature(est.fit).parameters)
     kwargs: dict[str, Any] = {}
@@ -190,8 +207,11 @@ def make_map(features: np.ndarray, cfg: MapConfig) -> np.ndarray | None:
 # -- the whole run ------------------------------------------------------------------------
 
 def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
-                 should_stop: ShouldStop | None = None) -> RunResult:
-    """Run every step and record the run in the workspace; see module docstring."""
+                 should_stop: ShouldStop | None = None, dataset: ImageDataset | None = None) -> RunResult:
+    """Run every step and record the run in the workspace; see module docstring.
+
+    ``dataset``: the already opened ``cfg.data`` (the app keeps it in memory between runs).
+    """
     validate(cfg)
     say = progress or (lambda stage, frac, msg: None)
     stop = should_stop or (lambda: False)
@@ -200,7 +220,8 @@ def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
     try:
         t = time.perf_counter()
         say("data", 0.0, f"opening {cfg.data.source}")
-        dataset = load_dataset(cfg.data, cfg.workspace)
+        if dataset is None:
+            dataset = load_dataset(cfg.data, cfg.workspace)
         if cfg.cluster.k > len(dataset):
             raise ParameterError(f"k={cfg.cluster.k} is larger than the number of images ({len(dataset)}): "
                                  f"choose k ≤ {len(dataset)}")
@@ -219,7 +240,7 @@ def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
 
         run_id = store.start_run(ds_id, fs_id, cfg.cluster.algo, cfg.cluster.k, _plain(asdict(cfg)))
         try:
-            result = _cluster_and_save(cfg, store, run_id, dataset, feats, from_cache, say, stop, seconds)
+            result = _cluster_and_save(cfg, store, run_id, dataset, feats, from_cache, key, say, stop, seconds)
         except Cancelled as e:
             store.fail_run(run_id, str(e), cancelled=True)
             raise
@@ -232,8 +253,8 @@ def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
 
 
 def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageDataset,
-                      feats: np.ndarray, from_cache: bool, say: Progress, stop: ShouldStop,
-                      seconds: dict[str, float]) -> RunResult:
+                      feats: np.ndarray, from_cache: bool, feature_key: str, say: Progress,
+                      stop: ShouldStop, seconds: dict[str, float]) -> RunResult:
     t = time.perf_counter()
     say("cluster", 0.0, f"{cfg.cluster.algo}, k={cfg.cluster.k}")
 
@@ -242,8 +263,9 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
         return not stop()
 
     truth = dataset.labels if dataset.has_labels else None
+    space = clustering_space(feats, cfg.cluster, cache_dir=store.root / "reduced", feature_key=feature_key)
     est, X = cluster(feats, cfg.cluster, device=cfg.features.device, dataset=dataset,
-                     eval_labels=truth, callback=on_epoch)
+                     eval_labels=truth, callback=on_epoch, space=space)
     _check_stop(stop)
     labels = np.asarray(est.labels_, dtype=np.int64)
     confidence = np.asarray(est.confidence_, dtype=np.float32)

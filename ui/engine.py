@@ -168,8 +168,8 @@ def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, worksp
     return work
 
 
-def cluster_work(data: DataConfig, feats: FeatureConfig, cluster: ClusterConfig, workspace: Path
-                 ) -> Callable[[Report, ShouldStop], int]:
+def cluster_work(data: DataConfig, feats: FeatureConfig, cluster: ClusterConfig, workspace: Path,
+                 ds: ImageDataset | None = None) -> Callable[[Report, ShouldStop], int]:
     """One recorded run (run_pipeline, without its map: the Explore page draws maps itself)."""
     cfg = RunConfig(data=data, features=feats, cluster=cluster, map=MapConfig(method="none"),
                     workspace=str(workspace))
@@ -182,7 +182,7 @@ def cluster_work(data: DataConfig, feats: FeatureConfig, cluster: ClusterConfig,
                 msg = _epoch_message(msg)
             report(frac if stage in ("features", "cluster") else None, f"{stage}: {msg}")
 
-        return run_pipeline(cfg, progress=progress, should_stop=should_stop).run_id
+        return run_pipeline(cfg, progress=progress, should_stop=should_stop, dataset=ds).run_id
     return work
 
 

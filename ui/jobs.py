@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.errors import ClusterLensError
+from core.errors import Cancelled, ClusterLensError
 
 Status = Literal["running", "done", "failed", "cancelled"]
 # work(report, should_stop) -> result; report(fraction in [0, 1] or None, message)
@@ -55,7 +55,7 @@ class Job:
         try:
             result = work(self._report, self._stop.is_set)
         except BaseException as e:  # noqa: BLE001 - every failure must reach the page, never the thread's stderr only
-            cancelled = self._stop.is_set() or type(e).__name__ == "Cancelled"
+            cancelled = self._stop.is_set() or isinstance(e, Cancelled)
             with self._lock:
                 self.status = "cancelled" if cancelled else "failed"
                 self.error = str(e) if isinstance(e, ClusterLensError) else f"{type(e).__name__}: {e}"

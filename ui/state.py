@@ -193,7 +193,8 @@ def start_cluster() -> None:
         return
     c = replace(s.cluster, params=dict(s.algo_params.get(s.cluster.algo, {})))
     start_job("cluster", f"Clustering ({c.algo}, k={c.k})",
-              engine.cluster_work(s.data, s.feature_info.features, c, cfg.workspace), data=s.data)
+              engine.cluster_work(s.data, s.feature_info.features, c, cfg.workspace,
+                                  ds=engine.open_data(s.data, cfg.workspace)), data=s.data)
 
 
 def set_cluster(rerun: bool = True, **changes: Any) -> None:

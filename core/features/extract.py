@@ -1,0 +1,173 @@
+"""Feature extraction: dataset + backbone -> float32 (N, D), L2-normalised rows aligned to ``ids``.
+
+Extraction is a pure map over batches of sample indices (:class:`BatchMapper` then one forward
+per batch), so it can later run on Ray Data ``map_batches``. CPU: ``num_workers=0`` (on small
+machines workers fight torch's threads, see MEASURED.md); files are decoded in one prefetch
+thread only when torch leaves a core free. CUDA: workers + pinned memory, AMP (bf16 where
+supported, else fp16) and channels_last.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.data.base import ImageDataset
+from core.device import resolve_device, set_cpu_threads
+from core.errors import Cancelled, DataError, ParameterError
+from core.features.backbones import PIXELS_DEFAULT_SIZE, Backbone, get_backbone
+from core.features.preprocess import BatchMapper, to_model_input
+
+Progress = Callable[[int, int, float], None]     # (done, total, images_per_s)
+
+
+def resolve_image_size(bb: Backbone, dataset: ImageDataset, image_size: int | None,
+                       native: np.ndarray | None = None) -> int | None:
+    """The input size actually used; None = the native size of an array dataset (pixels only)."""
+    if bb.fixed_size is not None:       # ViT accepts 224 only: resize to it whatever was asked
+        return bb.fixed_size
+    if image_size is not None:
+        if not 8 <= image_size <= 1024:
+            raise ParameterError(f"image size must be between 8 and 1024 pixels, got {image_size}")
+        return image_size
+    if bb.default_size is not None:
+        return bb.default_size
+    if native is None:
+        native = dataset.native_array()
+    return None if native is not None else PIXELS_DEFAULT_SIZE   # arrays: keep their native size
+
+
+def _loader(mapper: BatchMapper, n: int, batch_size: int, cuda: bool) -> torch.utils.data.DataLoader:
+    sampler = torch.utils.data.BatchSampler(range(n), batch_size, drop_last=False)
+    workers = 0
+    if cuda and mapper.native is None:   # decoding files is the bottleneck next to a GPU
+        workers = max(0, min(8, (os.cpu_count() or 1) - 1))
+    return torch.utils.data.DataLoader(
+        mapper, sampler=sampler, batch_size=None, num_workers=workers, pin_memory=cuda,
+        persistent_workers=False, prefetch_factor=4 if workers else None)
+
+
+def _prefetch(batches: Iterable[torch.Tensor], depth: int = 2) -> Iterator[torch.Tensor]:
+    """Yield ``batches`` while a thread prepares the next ones. Why: PIL decoding and resizing
+    release the GIL, so the next batch is decoded while torch runs the current one."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(("batch", b), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:   # why: re-raised in the consumer, with its traceback
+            q.put(("error", e))
+
+    t = threading.Thread(target=work, name="clusterlens-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def extract_features(dataset: ImageDataset, backbone: str = "efficientnet_lite0", *,
+                     image_size: int | None = None, batch_size: int = 64, device: str = "auto",
+                     pca_dim: int | None = None, checkpoint: str | os.PathLike | None = None,
+                     checkpoint_arch: str | None = None, seed: int = 0,
+                     progress: Progress | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """float32 (N, D) features, rows L2-normalised (after PCA for pixels), aligned with ``dataset.ids``.
+
+    Images: shorter side resized to ``image_size`` (default: the backbone's), then centre-cropped
+    to a square. ``pca_dim`` (pixels only) reduces with a seeded PCA fitted on the data itself.
+    ``progress(done, total, images_per_s)`` is called after each batch; ``should_stop()``
+    returning True raises :class:`Cancelled` before the next batch.
+    """
+    n = len(dataset)
+    if n == 0:
+        raise DataError(f"dataset {dataset.name!r} has no images to extract features from")
+    if batch_size < 1:
+        raise ParameterError(f"batch size must be at least 1, got {batch_size}")
+    bb = get_backbone(backbone, checkpoint, checkpoint_arch)
+    if pca_dim is not None and backbone != "pixels":
+        raise ParameterError(f"pca_dim is for the raw 'pixels' backbone only, not {backbone!r}; "
+                             "reduce learned features at clustering time instead (reduce='pca:N')")
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    if not cuda:
+        set_cpu_threads()
+    native = dataset.native_array()
+    size = resolve_image_size(bb, dataset, image_size, native)
+    model = bb.build(dev)
+    if cuda:   # channels_last pays off only when weights and input both use it
+        model = model.to(memory_format=torch.channels_last)
+    mapper = BatchMapper(dataset, size, native)
+
+    out: np.ndarray | None = None
+    done, t0 = 0, time.perf_counter()
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        batches: Iterable[torch.Tensor] = _loader(mapper, n, batch_size, cuda)
+        if not cuda and native is None and (os.cpu_count() or 1) > torch.get_num_threads():
+            gen = _prefetch(batches)   # a core is left over for decoding (never on 2 cores / 2 threads)
+            stack.callback(gen.close)  # why: stops the thread at once when cancelled or failing
+            batches = gen
+        for batch in batches:
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"feature extraction stopped after {done} of {n} images; nothing was saved")
+            x = to_model_input(batch.to(dev, non_blocking=True), size, bb.mean, bb.std,
+                               keep_gray=bb.keeps_gray, channels_last=cuda)
+            with _autocast(dev):
+                f = model(x)
+            f = f.float().cpu().numpy()
+            if out is None:
+                out = np.empty((n, f.shape[1]), np.float32)
+            out[done: done + len(f)] = f
+            done += len(f)
+            if progress is not None:
+                progress(done, n, done / max(time.perf_counter() - t0, 1e-9))
+    assert out is not None and done == n
+    if pca_dim is not None:
+        out = _pca(out, pca_dim, seed)
+    return l2_normalize(out)
+
+
+def _pca(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    if dim > min(x.shape):
+        raise ParameterError(f"pca_dim={dim} is more than the data allows (min(images, pixels) = "
+                             f"{min(x.shape)}); choose pca_dim <= {min(x.shape)}")
+    return PCA(n_components=dim, random_state=seed).fit_transform(x).astype(np.float32)
