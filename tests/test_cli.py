@@ -1,5 +1,6 @@
 """`python -m core …` as a user runs it: real subprocesses, real workspace."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args, cwd=ROOT):
+def cli(*args, cwd=ROOT, env=None):
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=None if env is None else {**os.environ, **env})
 
 
 def test_run_json_summary_is_last_line_and_cache_is_reported(tmp_path):
@@ -65,7 +66,10 @@ def test_listings(tmp_path):
     r = cli("datasets", "--json")
     rows = {d["name"]: d for d in json.loads(r.stdout)}
     assert rows["digits"]["available"] is True
-    r = cli("backbones", "--json", "--workspace", str(tmp_path))
+    r = cli("backbones", "--json", "--workspace", str(tmp_path), env={"TORCH_HOME": str(tmp_path / "th")})
     rows = {d["name"]: d for d in json.loads(r.stdout)}
     assert rows["efficientnet_lite0"]["available"] is True
     assert rows["pixels"]["available"] is True
+    # nothing cached in an empty TORCH_HOME: says so, and names the offline alternative
+    assert rows["resnet18"]["available"] is False
+    assert "not cached" in rows["resnet18"]["why"] and "efficientnet_lite0" in rows["resnet18"]["why"]

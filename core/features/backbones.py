@@ -133,7 +133,8 @@ class TorchvisionBackbone(Backbone):
         folder, fname = self._file()
         if os.path.isfile(os.path.join(folder, fname)):
             return True, "weights cached"
-        return False, f"weights {fname} not in {folder}; downloaded on first use (needs internet)"
+        return False, (f"weights {fname} not cached in {folder}: downloaded on first use when online; "
+                       "with no internet use efficientnet_lite0 (ships offline)")
 
     def build(self, device: torch.device) -> nn.Module:
         folder, fname = self._file()

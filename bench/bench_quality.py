@@ -1,0 +1,72 @@
+"""Clustering quality through the real pipeline (as `python -m core run` does), several seeds.
+
+Ground truth is used only to score. Prints one table: dataset, pipeline, ACC/NMI/ARI mean and min.
+
+    python bench/bench_quality.py                 # digits + Fashion-MNIST test set (10,000)
+    python bench/bench_quality.py --datasets digits --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
+
+from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig  # noqa: E402
+from core.pipeline import run_pipeline  # noqa: E402
+
+# (label, features, cluster options)
+PIPELINES = {
+    "digits": [
+        ("pixels → k-means", FeatureConfig(backbone="pixels"), {}),
+        ("pixels → umap:10 → k-means", FeatureConfig(backbone="pixels"), {"reduce": "umap:10"}),
+        ("pixels → umap:5 → k-means (mahalanobis)", FeatureConfig(backbone="pixels"),
+         {"reduce": "umap:5", "metric": "mahalanobis"}),
+    ],
+    "fashion-mnist": [
+        ("pixels → k-means", FeatureConfig(backbone="pixels"), {}),
+        ("pixels → umap:10 → k-means", FeatureConfig(backbone="pixels"), {"reduce": "umap:10"}),
+        ("pixels → umap:5 → k-means (mahalanobis)", FeatureConfig(backbone="pixels"),
+         {"reduce": "umap:5", "metric": "mahalanobis"}),
+        ("lite0@64 → umap:10 → k-means", FeatureConfig(backbone="efficientnet_lite0", image_size=64),
+         {"reduce": "umap:10"}),
+    ],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", nargs="+", default=list(PIPELINES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as ws:
+        for name in args.datasets:
+            for label, feats, opts in PIPELINES[name]:
+                scores, secs = [], []
+                for seed in args.seeds:
+                    cfg = RunConfig(data=DataConfig(name), features=feats,
+                                    cluster=ClusterConfig(k=10, seed=seed, **opts),
+                                    map=MapConfig(method="none"), workspace=ws)
+                    t = time.perf_counter()
+                    r = run_pipeline(cfg)
+                    secs.append(time.perf_counter() - t)
+                    scores.append([r.scores["acc"], r.scores["nmi"], r.scores["ari"]])
+                s = np.array(scores)
+                rows.append((name, label, s.mean(0), s.min(0), float(np.median(secs))))
+                print(f"  {name:14s} {label:42s} acc={s[:, 0].round(3).tolist()}", flush=True)
+    print(f"\nseeds {args.seeds}; times are the median wall time of one run (features cached after the first)")
+    print(f"{'dataset':14s} {'pipeline':42s} {'ACC mean':>8s} {'ACC min':>8s} {'NMI mean':>8s} "
+          f"{'NMI min':>8s} {'ARI mean':>8s} {'s/run':>7s}")
+    for name, label, mean, mn, sec in rows:
+        print(f"{name:14s} {label:42s} {mean[0]:8.3f} {mn[0]:8.3f} {mean[1]:8.3f} {mn[1]:8.3f} "
+              f"{mean[2]:8.3f} {sec:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
