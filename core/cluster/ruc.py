@@ -1,0 +1,376 @@
+"""RUC: robust learning on top of any clustering (after Park et al., "Improving Unsupervised
+Image Clustering With Robust Learning", CVPR 2021). Written from the paper; no code copied.
+
+RUC takes cluster labels from anything (k-means, DAC, labels a person corrected), splits them
+into a clean set (trusted) and an unclean set (:mod:`core.cluster.ruc_select`), and co-trains
+two networks to fix the unclean ones (:mod:`core.cluster.ruc_train`). Ground truth is used
+only to score the history, never to train, select or match pseudo-labels.
+
+Two input kinds (``input="auto"`` picks by the shape of X):
+
+- ``"features"``: X (N, D) frozen feature vectors; MLP heads (:mod:`core.nn.heads`). Quick, and
+  the way to go for large images (extract features first). Features are standardised per
+  dimension; augmentation in feature space: weak = Gaussian noise (sigma 0.1) + 10 % dropout,
+  strong = Gaussian noise (sigma 0.2) + 30 % dropout, each mask/noise drawn per sample.
+- ``"images"``: X (N, H, W) or (N, C, H, W), C in {1, 3}, uint8 or float in [0, 1], 8 px or
+  more; a small ConvNet (ResNet-18 above 96 px) trained with ``core.augment`` weak/strong views.
+
+Cluster ids: the ids present in the initial labels (and corrections) are kept; missing ids
+(empty clusters) are skipped and ``labels_`` reuses the original ids. A singleton cluster is
+kept (its one sample stays clean) but may lose or gain members during training.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.cluster import ruc_select as sel
+from core.cluster.base import BaseClusterer, Callback, history_scores
+from core.cluster.ruc_train import State, TrainSpec, predict_probs, train
+from core.device import resolve_device, set_cpu_threads
+from core.errors import ParameterError
+
+STRATEGIES = ("confidence", "metric", "hybrid")
+INPUTS = ("auto", "features", "images")
+
+
+class RUC(BaseClusterer):
+    """Refine the labels of an existing clustering by robust co-training.
+
+    Parameters (keyword-only; stored as given, checked in ``fit``):
+        n_clusters: number of clusters; None = the ids present in the initial labels.
+        initial: registry name of the clusterer run when ``fit`` gets no ``initial_labels``.
+        initial_params: extra parameters for that clusterer.
+        strategy: clean-set selection: "confidence" | "metric" | "hybrid" (see ruc_select).
+        tau: confidence threshold of the initial split (probabilities from cluster centroids,
+            see :func:`ruc_select.centroid_probs`); "confidence" and "hybrid" only.
+        k_neighbors: neighbours voting in the embedding; "metric" and "hybrid" only.
+        grow_tau: ensemble confidence at which, after each epoch, a sample is relabelled to the
+            networks' prediction and joins the clean set.
+        epochs, batch_size, lr, weight_decay: training (AdamW, cosine schedule).
+        warmup: first epochs train on the clean labels alone (no unclean loss, no refinement,
+            no growth): networks start from scratch and their confidence means nothing yet.
+        smoothing: label smoothing on clean targets.
+        temperature: sharpening temperature (MixMatch guesses, co-refined targets).
+        mixup_alpha: Beta(alpha, alpha) for mixup.
+        lambda_u: weight of the unclean consistency loss.
+        input: "auto" | "features" | "images".
+        hidden: MLP width (features) / ConvNet base width is hidden // 8 (images).
+        device: "auto" | "cpu" | "cuda[:n]".
+        random_state: int seed or None.
+
+    Attributes after fit: ``labels_`` (N,), ``confidence_`` (N,) ensemble probability of the
+    label (1.0 for corrected samples), ``clean_mask_`` (N,) final split (show ~clean first in
+    review), ``initial_clean_mask_``, ``initial_labels_``, ``probabilities_`` (N, k) with
+    columns ordered as ``classes_``, ``n_clusters_``, ``history_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_clusters: int | None = None,
+        initial: str = "kmeans",
+        initial_params: dict[str, Any] | None = None,
+        strategy: str = "hybrid",
+        tau: float = 0.5,
+        k_neighbors: int = 10,
+        grow_tau: float = 0.8,
+        epochs: int = 30,
+        warmup: int = 5,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 5e-4,
+        smoothing: float = 0.1,
+        temperature: float = 0.5,
+        mixup_alpha: float = 0.75,
+        lambda_u: float = 25.0,
+        input: str = "auto",
+        hidden: int = 256,
+        device: str = "auto",
+        random_state: int | None = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.initial = initial
+        self.initial_params = initial_params
+        self.strategy = strategy
+        self.tau = tau
+        self.k_neighbors = k_neighbors
+        self.grow_tau = grow_tau
+        self.epochs = epochs
+        self.warmup = warmup
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.smoothing = smoothing
+        self.temperature = temperature
+        self.mixup_alpha = mixup_alpha
+        self.lambda_u = lambda_u
+        self.input = input
+        self.hidden = hidden
+        self.device = device
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        initial_labels: np.ndarray | None = None,
+        embedding: np.ndarray | None = None,
+        fixed_labels: np.ndarray | None = None,
+        eval_labels: np.ndarray | None = None,
+        callback: Callback | None = None,
+    ) -> RUC:
+        """Refine ``initial_labels`` (or the labels of ``initial`` run on X / the embedding).
+
+        X: (N, D) features or (N, [C,] H, W) images. initial_labels: (N,) int from any
+        clustering. embedding: (N, D') for the metric selector (default: X, flattened).
+        fixed_labels: (N,) int, -1 = not corrected; others are a person's labels: always clean,
+        always the target. eval_labels: ground truth, used only to score ``history_``.
+        callback(record) returning False stops, keeping the last finished epoch's result.
+        """
+        kind, Xt = self._validate_params_and_x(X)
+        n = len(Xt)
+        emb = Xt.reshape(n, -1).numpy() if embedding is None else np.asarray(embedding, dtype=np.float32)
+        if emb.ndim != 2 or len(emb) != n:
+            raise ParameterError(f"embedding must be (N={n}, D), got shape {emb.shape}")
+        if not np.isfinite(emb).all():
+            raise ParameterError("embedding contains NaN or infinite values; clean or re-extract the features")
+        fixed_raw = None if fixed_labels is None else sel._check_labels(fixed_labels, n, "fixed_labels")
+        if eval_labels is not None:
+            eval_labels = sel._check_labels(eval_labels, n, "eval_labels")
+
+        gen = torch.Generator(device="cpu")
+        if self.random_state is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(self.random_state))
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+
+        if initial_labels is None:
+            initial_labels = self._run_initial(emb, gen)
+        init_raw = sel._check_labels(initial_labels, n, "initial_labels")
+        classes, init, fixed_ids = self._encode_ids(init_raw, fixed_raw)
+        k = len(classes)
+        fixed = fixed_ids >= 0
+        labels0 = np.where(fixed, fixed_ids, init)
+
+        clean0, neighbors = self._initial_split(emb, labels0, k, fixed_ids)
+
+        dev = resolve_device(self.device)
+        if dev.type == "cpu":
+            set_cpu_threads()
+        if kind == "features":   # standardise so the augmentation noise has one scale everywhere
+            self._mean, self._std = Xt.mean(0, keepdim=True), Xt.std(0, keepdim=True).clamp_min(1e-6)
+            Xt = (Xt - self._mean) / self._std
+        Xin, weak, strong = _prepare_inputs(kind, Xt)
+        with torch.random.fork_rng(devices=[]):
+            # network init uses the global RNG: seed it from our generator without disturbing the caller
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            nets = [_make_net(kind, Xin, k, self.hidden).to(dev) for _ in range(2)]
+        if dev.type == "cuda" and kind == "images":
+            nets = [m.to(memory_format=torch.channels_last) for m in nets]
+
+        spec = TrainSpec(
+            strategy=self.strategy, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, smoothing=self.smoothing, temperature=self.temperature,
+            mixup_alpha=self.mixup_alpha, lambda_u=self.lambda_u, grow_tau=self.grow_tau,
+            warmup=self.warmup,
+        )
+        start = State(labels=labels0, clean=clean0, probs=np.eye(k, dtype=np.float32)[labels0])
+        self.history_ = []
+
+        def on_epoch(epoch: int, st: State, loss: float, seconds: float) -> bool:
+            self._set_result(st, classes, fixed)
+            rec: dict[str, Any] = {
+                "epoch": epoch, "loss": float(loss), "clean_size": int(st.clean.sum()),
+                "clean_fraction": float(st.clean.mean()), "seconds": float(seconds),
+            }
+            if eval_labels is not None:   # scoring only: nothing below feeds back into training
+                rec["clean_precision"] = clean_precision(self.labels_, st.clean, eval_labels)
+                try:
+                    rec.update(history_scores(self.labels_, eval_labels))
+                except ImportError:   # core.metrics not installed yet: ACC alone
+                    rec["acc"] = clean_precision(self.labels_, np.ones(n, bool), eval_labels)
+            self.history_.append(rec)
+            return not (callback is not None and callback(rec) is False)
+
+        self.initial_labels_ = classes[labels0]
+        self.initial_clean_mask_ = clean0
+        self.classes_ = classes
+        self._set_result(start, classes, fixed)
+        t0 = time.perf_counter()
+        train(Xin, start, fixed, nets, weak, strong, spec, neighbors, gen, rng, dev, on_epoch)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.networks_ = nets
+        self.input_kind_ = kind
+        self.device_ = dev
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Cluster ids for new samples of the same kind as the training data (ensemble argmax)."""
+        kind, Xt = self._validate_params_and_x(X)
+        if kind != self.input_kind_:
+            raise ParameterError(f"the model was trained on {self.input_kind_}, got {kind}")
+        Xin = (Xt - self._mean) / self._std if kind == "features" else Xt
+        probs = predict_probs(self.networks_, Xin, max(256, self.batch_size), self.device_)
+        return self.classes_[probs.argmax(1).numpy()]
+
+    # ------------------------------------------------------------------ helpers
+    def _validate_params_and_x(self, X: Any) -> tuple[str, torch.Tensor]:
+        """Every check in one place. Returns (kind, X as a CPU float tensor)."""
+        if self.strategy not in STRATEGIES:
+            raise ParameterError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        if self.input not in INPUTS:
+            raise ParameterError(f"unknown input {self.input!r}; choose one of: {', '.join(INPUTS)}")
+        for name in ("tau", "grow_tau"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ParameterError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        for name in ("epochs", "batch_size", "k_neighbors", "hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup <= self.epochs:
+            raise ParameterError(f"warmup must be between 0 and epochs ({self.epochs}), got {self.warmup}")
+        if self.lr <= 0 or self.temperature <= 0 or self.mixup_alpha <= 0 or self.lambda_u < 0:
+            raise ParameterError("lr, temperature and mixup_alpha must be positive, lambda_u non-negative")
+        if self.n_clusters is not None and self.n_clusters < 2:
+            raise ParameterError(f"n_clusters must be at least 2, got {self.n_clusters}")
+
+        arr = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+        if arr.ndim not in (2, 3, 4) or len(arr) < 2:
+            raise ParameterError(
+                f"X must be (N, D) features or (N, [C,] H, W) images with N >= 2, got shape {tuple(arr.shape)}")
+        kind = self.input if self.input != "auto" else ("features" if arr.ndim == 2 else "images")
+        if kind == "features" and arr.ndim != 2:
+            raise ParameterError(f"input='features' needs X of shape (N, D), got {tuple(arr.shape)}")
+        if kind == "images":
+            if arr.ndim == 2:
+                raise ParameterError("input='images' needs X of shape (N, H, W) or (N, C, H, W)")
+            if arr.ndim == 3:
+                arr = arr[:, None]
+            if arr.shape[1] not in (1, 3):
+                raise ParameterError(
+                    f"images need 1 or 3 channels first (N, C, H, W), got shape {tuple(arr.shape)}")
+            if min(arr.shape[2:]) < 8:
+                raise ParameterError(f"images must be at least 8 px, got {tuple(arr.shape[2:])}; upsample them")
+            if arr.dtype == torch.uint8:
+                return kind, arr.float() / 255.0
+        arr = arr.float()
+        if not torch.isfinite(arr).all():
+            raise ParameterError("X contains NaN or infinite values; clean or re-extract the features")
+        if kind == "images" and (arr.min() < 0 or arr.max() > 1):
+            raise ParameterError("float images must be in [0, 1]; divide uint8 pixels by 255")
+        return kind, arr.contiguous()
+
+    def _run_initial(self, emb: np.ndarray, gen: torch.Generator) -> np.ndarray:
+        if self.n_clusters is None:
+            raise ParameterError("give initial_labels, or n_clusters so the initial clustering can run")
+        from core.cluster.registry import make_clusterer
+
+        params = {"n_clusters": self.n_clusters, "random_state": int(torch.randint(2**31 - 1, (1,), generator=gen))}
+        params.update(self.initial_params or {})
+        return make_clusterer(self.initial, **params).fit(emb).labels_
+
+    def _encode_ids(self, init: np.ndarray, fixed: np.ndarray | None):
+        """Map the cluster ids in use to 0..k-1 (empty ids are skipped). Returns
+        (classes (k,), init (N,), fixed (N,) with -1 = not corrected)."""
+        if init.min() < 0:
+            raise ParameterError("initial_labels must be cluster ids >= 0 (found a negative id)")
+        fixed = np.full_like(init, -1) if fixed is None else fixed
+        used = np.concatenate([init, fixed[fixed >= 0]])
+        if self.n_clusters is not None:
+            if used.max() >= self.n_clusters:
+                raise ParameterError(
+                    f"labels use cluster id {used.max()} but n_clusters={self.n_clusters}; "
+                    "raise n_clusters or leave it None")
+            classes = np.arange(self.n_clusters)
+        else:
+            classes = np.unique(used)
+        if len(classes) < 2:
+            raise ParameterError("the initial labels hold a single cluster; RUC needs at least 2")
+        lookup = np.full(classes.max() + 1, -1)
+        lookup[classes] = np.arange(len(classes))
+        enc_fixed = np.where(fixed >= 0, lookup[np.maximum(fixed, 0)], -1)
+        return classes, lookup[init], enc_fixed
+
+    def _initial_split(self, emb, labels, k, fixed_ids):
+        n = len(labels)
+        if self.k_neighbors >= n and self.strategy != "confidence":
+            raise ParameterError(
+                f"k_neighbors={self.k_neighbors} must be below the number of samples ({n})")
+        probs = sel.centroid_probs(emb, labels, k)
+        neighbors = None
+        fx = fixed_ids if (fixed_ids >= 0).any() else None
+        if self.strategy == "confidence":
+            mask = sel.select_confidence(probs, labels, self.tau, fixed_labels=fx)
+        else:
+            neighbors = sel.knn_indices(emb, self.k_neighbors)
+            mask = sel.knn_vote_mask(neighbors, labels)
+            if self.strategy == "hybrid":
+                mask &= sel.select_confidence(probs, labels, self.tau)
+            mask = mask | (fixed_ids >= 0)
+        own = probs[np.arange(n), labels]
+        return sel.keep_every_cluster(mask, labels, own), neighbors
+
+    def _set_result(self, st: State, classes: np.ndarray, fixed: np.ndarray) -> None:
+        pred = np.where(fixed, st.labels, st.probs.argmax(1))
+        self.labels_ = classes[pred].astype(np.int64)
+        self.confidence_ = np.where(fixed, 1.0, st.probs[np.arange(len(pred)), pred]).astype(np.float64)
+        self.clean_mask_ = st.clean.copy()
+        self.probabilities_ = st.probs
+        self.n_clusters_ = len(classes)
+
+
+def clean_precision(labels: np.ndarray, clean: np.ndarray, truth: np.ndarray) -> float:
+    """Scoring only: fraction of clean samples whose label matches the truth after Hungarian
+    matching of label ids to true classes (matching computed on all samples)."""
+    from scipy.optimize import linear_sum_assignment
+
+    _, li = np.unique(labels, return_inverse=True)
+    _, ti = np.unique(truth, return_inverse=True)
+    conf = np.zeros((li.max() + 1, ti.max() + 1), dtype=np.int64)
+    np.add.at(conf, (li, ti), 1)
+    rows, cols = linear_sum_assignment(-conf)
+    mapping = np.full(conf.shape[0], -1)
+    mapping[rows] = cols
+    if not clean.any():
+        return float("nan")
+    return float((mapping[li[clean]] == ti[clean]).mean())
+
+
+# ---------------------------------------------------------------------- inputs and networks
+def _prepare_inputs(kind: str, X: torch.Tensor):
+    """Returns (inputs, weak, strong) where weak/strong(x, generator) augment a batch.
+    Features must already be standardised."""
+    if kind == "images":
+        from core.augment import strong_augment, weak_augment
+
+        # mirroring is not label-preserving for digits or text; only colour images get it
+        hflip = X.shape[1] == 3
+        return (X, lambda x, g: weak_augment(x, generator=g, hflip=hflip),
+                lambda x, g: strong_augment(x, generator=g, hflip=hflip))
+    return X, _feature_aug(0.1, 0.1), _feature_aug(0.2, 0.3)
+
+
+def _feature_aug(sigma: float, drop: float):
+    def aug(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=g).to(x.device)
+        keep = (torch.rand(x.shape, generator=g) >= drop).to(x.device)
+        return (x + sigma * noise) * keep / (1 - drop)
+    return aug
+
+
+def _make_net(kind: str, X: torch.Tensor, k: int, hidden: int) -> torch.nn.Module:
+    if kind == "features":
+        from core.nn.heads import MLPHead
+
+        return MLPHead(X.shape[1], k, hidden=hidden)
+    from core.nn.small_convnet import make_image_classifier
+
+    return make_image_classifier(X.shape[1], min(X.shape[2:]), k, width=max(8, hidden // 8))

@@ -1,0 +1,147 @@
+"""RUC estimator: repairs corrupted labels, respects corrections, follows the contract."""
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+from core.cluster.registry import make_clusterer
+from core.cluster.ruc import RUC
+from core.errors import ParameterError
+
+FAST = dict(epochs=6, warmup=2, batch_size=64, hidden=64, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks: one thread avoids paying for thread hand-offs on a busy machine."""
+    before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """4 well-separated blobs, 240 samples; 30 % of the labels flipped to another cluster."""
+    X, y = make_blobs(240, n_features=8, centers=4, cluster_std=1.0, center_box=(-10, 10), random_state=3)
+    rng = np.random.default_rng(0)
+    noisy = y.copy()
+    flip = rng.random(len(y)) < 0.3
+    noisy[flip] = (y[flip] + rng.integers(1, 4, flip.sum())) % 4
+    return X.astype(np.float32), y, noisy
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    X, y, noisy = blobs
+    return RUC(strategy="metric", k_neighbors=10, **FAST).fit(X, initial_labels=noisy, eval_labels=y)
+
+
+def test_repairs_corrupted_labels(blobs, fitted):
+    X, y, noisy = blobs
+    assert (noisy == y).mean() < 0.75
+    assert (fitted.labels_ == y).mean() >= 0.95          # ids are kept: no matching needed
+    assert fitted.history_[-1]["acc"] >= 0.95
+
+
+def test_contract(blobs, fitted):
+    X, y, noisy = blobs
+    m = fitted
+    assert m.labels_.shape == (240,) and m.labels_.dtype == np.int64
+    assert m.confidence_.shape == (240,) and ((m.confidence_ >= 0) & (m.confidence_ <= 1)).all()
+    assert m.clean_mask_.dtype == bool and m.clean_mask_.shape == (240,)
+    assert m.n_clusters_ == 4 and len(m.history_) == FAST["epochs"]
+    rec = m.history_[-1]
+    for key in ("epoch", "loss", "clean_size", "clean_fraction", "seconds", "clean_precision", "acc"):
+        assert key in rec
+    assert set(np.unique(m.predict(X))) <= set(range(4))
+    params = RUC(strategy="hybrid", tau=0.3).get_params()
+    assert params["strategy"] == "hybrid" and params["tau"] == 0.3
+    assert isinstance(make_clusterer("ruc", epochs=1), RUC)
+
+
+def test_training_ignores_eval_labels_and_is_deterministic(blobs, fitted):
+    X, y, noisy = blobs
+    again = RUC(strategy="metric", k_neighbors=10, **FAST).fit(X, initial_labels=noisy)
+    np.testing.assert_array_equal(again.labels_, fitted.labels_)
+    np.testing.assert_array_equal(again.clean_mask_, fitted.clean_mask_)
+    assert [r["loss"] for r in again.history_] == [r["loss"] for r in fitted.history_]
+    assert "acc" not in again.history_[0]
+
+
+def test_corrected_labels_never_unclean(blobs):
+    X, y, noisy = blobs
+    fixed = np.full(len(y), -1)
+    idx = np.flatnonzero(noisy != y)[:10]
+    fixed[idx] = y[idx]                        # a person fixed ten wrong labels...
+    fixed[0] = (y[0] + 1) % 4                  # ...and insisted on one odd label
+    m = RUC(strategy="hybrid", tau=0.3, **FAST)
+    seen = []
+    m.fit(X, initial_labels=noisy, fixed_labels=fixed, callback=lambda r: seen.append(m.clean_mask_.copy()))
+    assert m.initial_clean_mask_[fixed >= 0].all()
+    assert all(mask[fixed >= 0].all() for mask in seen)
+    np.testing.assert_array_equal(m.labels_[fixed >= 0], fixed[fixed >= 0])
+    assert (m.confidence_[fixed >= 0] == 1).all()
+
+
+def test_callback_stops(blobs):
+    X, y, noisy = blobs
+    m = RUC(**FAST).fit(X, initial_labels=noisy, callback=lambda r: r["epoch"] < 2)
+    assert [r["epoch"] for r in m.history_] == [1, 2]
+
+
+def test_empty_and_singleton_clusters_keep_their_ids(blobs):
+    X, y, noisy = blobs
+    ids = np.array([0, 2, 5, 7])[y]            # ids 1, 3, 4, 6 are empty
+    ids[0] = 9                                  # a singleton cluster
+    m = RUC(**{**FAST, "epochs": 2, "warmup": 1}).fit(X, initial_labels=ids)
+    assert m.n_clusters_ == 5
+    assert set(np.unique(m.labels_)) <= {0, 2, 5, 7, 9}
+    assert m.initial_clean_mask_[0]            # the singleton's one member stays clean
+
+
+def test_initial_clusterer_runs_when_no_labels(blobs):
+    X, y, _ = blobs
+    m = RUC(n_clusters=4, **{**FAST, "epochs": 2, "warmup": 1}).fit(X)
+    assert m.n_clusters_ == 4 and m.labels_.shape == (240,)
+    with pytest.raises(ParameterError, match="n_clusters"):
+        RUC(**FAST).fit(X)
+
+
+def test_image_variant_smoke():
+    pytest.importorskip("core.augment")
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 1, 8, 8)).astype(np.float32) * 0.2
+    X[:20, :, :, :4] += 0.8                    # left half bright vs right half bright
+    X[20:, :, :, 4:] += 0.8
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    m = RUC(strategy="metric", k_neighbors=5, epochs=2, warmup=1, batch_size=16, hidden=64,
+            device="cpu", random_state=0).fit(np.clip(X, 0, 1), initial_labels=y)
+    assert m.labels_.shape == (40,) and len(m.history_) == 2
+
+
+@pytest.mark.parametrize("kwargs, fit_kwargs, match", [
+    (dict(k_neighbors=240), {}, "k_neighbors"),
+    (dict(strategy="confidence", tau=0.9999), {}, "lower tau"),
+    ({}, dict(initial_labels=np.zeros(239, int)), "not in the dataset"),
+    ({}, dict(fixed_labels=np.full(241, -1)), "not in the dataset"),
+    (dict(strategy="best"), {}, "unknown strategy"),
+    ({}, dict(embedding=np.zeros((10, 2))), "embedding"),
+])
+def test_bad_input(blobs, kwargs, fit_kwargs, match):
+    X, y, noisy = blobs
+    rng = np.random.default_rng(1)
+    Xu = rng.random((240, 8)).astype(np.float32)    # no structure: centroid confidence stays low
+    fit_kwargs = {"initial_labels": rng.integers(0, 4, 240), **fit_kwargs}
+    with pytest.raises(ParameterError, match=match):
+        RUC(**{**FAST, **kwargs}).fit(Xu, **fit_kwargs)
+
+
+def test_nan_input(blobs):
+    X, y, noisy = blobs
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ParameterError, match="NaN"):
+        RUC(**FAST).fit(bad, initial_labels=noisy)

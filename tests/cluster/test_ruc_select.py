@@ -1,0 +1,95 @@
+"""Clean/unclean selectors on a hand-made 20-sample case with exact expected masks."""
+import numpy as np
+import pytest
+
+from core.cluster.ruc_select import (
+    centroid_probs,
+    keep_every_cluster,
+    knn_indices,
+    knn_vote_mask,
+    select_confidence,
+    select_hybrid,
+    select_metric,
+)
+from core.errors import ParameterError
+
+# Two groups of 10 points on opposite arcs of the unit circle (mean 0, so centring is a no-op):
+# samples 0-9 around angle 0, samples 10-19 around angle pi. Sample 3 and sample 15 carry the
+# other group's label.
+ANGLES = np.linspace(-0.45, 0.45, 10)
+EMB = np.concatenate([np.c_[np.cos(ANGLES), np.sin(ANGLES)], -np.c_[np.cos(ANGLES), np.sin(ANGLES)]])
+LABELS = np.array([0] * 10 + [1] * 10)
+LABELS[3], LABELS[15] = 1, 0
+# Confidence in the pseudo-label: high everywhere except samples 0 (0.55), 7 (0.45: argmax
+# disagrees) and 12 (0.6).
+OWN = np.full(20, 0.9)
+OWN[[0, 7, 12]] = [0.55, 0.45, 0.6]
+PROBS = np.zeros((20, 2))
+PROBS[np.arange(20), LABELS] = OWN
+PROBS[np.arange(20), 1 - LABELS] = 1 - OWN
+
+
+def _mask(*unclean):
+    m = np.ones(20, bool)
+    m[list(unclean)] = False
+    return m
+
+
+def test_confidence_exact():
+    np.testing.assert_array_equal(select_confidence(PROBS, LABELS, 0.58), _mask(0, 7))
+    np.testing.assert_array_equal(select_confidence(PROBS, LABELS, 0.7), _mask(0, 7, 12))
+    # argmax disagreement makes a sample unclean even when tau is tiny
+    np.testing.assert_array_equal(select_confidence(PROBS, LABELS, 0.0), _mask(7))
+
+
+def test_metric_exact():
+    # the two flipped samples are outvoted by their neighbours; everybody else has a majority
+    np.testing.assert_array_equal(select_metric(EMB, LABELS, 3), _mask(3, 15))
+    nb = knn_indices(EMB, 2)
+    assert set(nb[0]) == {1, 2} and set(nb[10]) == {11, 12}
+    assert not (nb == np.arange(20)[:, None]).any()
+
+
+def test_metric_tie_is_unclean():
+    nb = np.array([[1, 2], [0, 2], [0, 1]])
+    np.testing.assert_array_equal(knn_vote_mask(nb, np.array([0, 0, 1])), [False, False, False])
+    np.testing.assert_array_equal(knn_vote_mask(nb, np.array([0, 0, 0])), [True, True, True])
+
+
+def test_hybrid_is_both():
+    np.testing.assert_array_equal(select_hybrid(PROBS, EMB, LABELS, 0.58, 3), _mask(0, 3, 7, 15))
+
+
+def test_fixed_labels_always_clean():
+    fixed = np.full(20, -1)
+    fixed[[3, 7]] = [1, 0]
+    np.testing.assert_array_equal(select_hybrid(PROBS, EMB, LABELS, 0.58, 3, fixed_labels=fixed),
+                                  _mask(0, 15))
+    assert select_metric(EMB, LABELS, 3, fixed_labels=fixed)[3]
+    assert select_confidence(PROBS, LABELS, 0.7, fixed_labels=fixed)[7]
+
+
+def test_bad_parameters():
+    with pytest.raises(ParameterError, match="lower tau"):
+        select_confidence(PROBS, LABELS, 0.95)
+    with pytest.raises(ParameterError, match="k_neighbors"):
+        select_metric(EMB, LABELS, 20)
+    with pytest.raises(ParameterError, match="not in the dataset"):
+        select_metric(EMB, LABELS[:19], 3)
+    with pytest.raises(ParameterError, match="not in the dataset"):
+        select_confidence(PROBS, LABELS, 0.5, fixed_labels=np.full(21, -1))
+    bad = EMB.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ParameterError, match="NaN"):
+        select_metric(bad, LABELS, 3)
+
+
+def test_centroid_probs_and_keep_every_cluster():
+    p = centroid_probs(EMB, np.r_[np.zeros(10, int), np.full(10, 2)], 3)
+    assert p.shape == (20, 3)
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
+    assert (p[:, 1] == 0).all()                      # empty cluster gets no mass
+    assert (p[:10, 0] > 0.99).all() and (p[10:, 2] > 0.99).all()
+    mask = LABELS == 0                               # cluster 1 has no clean sample
+    kept = keep_every_cluster(mask, LABELS, OWN)
+    assert kept.sum() == 11 and kept[3]              # its most confident member (first of the ties)
