@@ -1,0 +1,391 @@
+"""DAC — Deep Adaptive Image Clustering (Chang et al., ICCV 2017), re-implemented from the paper.
+
+Training loop only; the network lives in :mod:`core.nn.dac_net`, the losses in
+:mod:`core.losses.dac`, the augmentations in :mod:`core.augment`.
+
+Each step: two random views of a batch go through the network; the similarities of the *weak*
+view's label features (no gradient) choose confident pairs (``> upper`` same cluster,
+``< lower`` different cluster); the cross-view similarities are trained towards 1 / 0 on those
+pairs (each sample and its own other view always counts as "same"). Pairs of samples a person
+has labelled (``fixed_labels``) are always selected, with the relation the person gave.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+from core.augment import strong_augment, weak_augment
+from core.cluster.base import BaseClusterer, Callback, history_scores
+from core.device import resolve_device, set_cpu_threads
+from core.errors import ParameterError, TrainingError
+from core.losses.dac import balance_loss, dac_loss, pairwise_similarity, select_pairs, threshold_schedule
+from core.nn.dac_net import DACConvNet, DACHead, init_weights
+
+INPUTS = ("auto", "images", "features")
+
+
+@dataclass
+class _Prepared:
+    """Validated input: what kind, the tensor to train on, and how to preprocess batches."""
+
+    kind: str                     # "images" | "features"
+    data: torch.Tensor            # images: (N, C, H, W) uint8 or float32 in [0, 1]; features: (N, D) float32
+    mean: torch.Tensor | None = None   # features: standardisation statistics
+    std: torch.Tensor | None = None
+
+
+class DAC(BaseClusterer):
+    """Deep Adaptive Clustering.
+
+    Parameters (keyword-only):
+        n_clusters: number of clusters k (2 .. n_samples).
+        epochs: passes over the data; the thresholds move linearly from start to end values.
+        batch_size: samples per step (pairs are formed within a batch).
+        u_start, u_end: upper threshold (pairs above it are "same cluster"), falling.
+        l_start, l_end: lower threshold (pairs below it are "different cluster"), rising.
+        lr: Adam learning rate.
+        augment: augmentation strength (0 = none, 1 = default ranges).
+        hflip: allow left-right mirroring in augmentation (off for digits/text).
+        balance: weight of a small regulariser keeping clusters in use (0 = the paper's loss only).
+        image_size: images are resized to this many pixels square (None = keep, 8..96).
+        width: channels of the ConvNet's first block (the paper: 64).
+        hidden: hidden units of the MLP head (features input).
+        input: "auto" (4-D/3-D arrays are images, 2-D arrays are feature vectors), "images",
+            "features".
+        device: "auto" | "cpu" | "cuda[:n]".
+        random_state: the one seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_clusters: int = 10,
+        epochs: int = 20,
+        batch_size: int = 256,
+        u_start: float = 0.95,
+        u_end: float = 0.7,
+        l_start: float = 0.2,
+        l_end: float = 0.7,
+        lr: float = 1e-3,
+        augment: float = 1.0,
+        hflip: bool = False,
+        balance: float = 0.0,
+        image_size: int | None = None,
+        width: int = 64,
+        hidden: int = 256,
+        input: str = "auto",
+        device: str = "auto",
+        random_state: int | None = 0,
+    ):
+        self.n_clusters = n_clusters
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.u_start = u_start
+        self.u_end = u_end
+        self.l_start = l_start
+        self.l_end = l_end
+        self.lr = lr
+        self.augment = augment
+        self.hflip = hflip
+        self.balance = balance
+        self.image_size = image_size
+        self.width = width
+        self.hidden = hidden
+        self.input = input
+        self.device = device
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation (one place)
+    def _validate(self, X: Any, fixed_labels: Any = None) -> tuple[_Prepared, np.ndarray | None]:
+        if self.input not in INPUTS:
+            raise ParameterError(f"input={self.input!r} is not known; choose one of: {', '.join(INPUTS)}")
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ParameterError(f"X must be a numeric array, got dtype {arr.dtype}")
+        kind = self.input
+        if kind == "auto":
+            kind = "features" if arr.ndim == 2 else "images"
+        if kind == "features" and arr.ndim != 2:
+            raise ParameterError(f"feature input must be 2-D (n_samples, n_features), got shape {arr.shape}")
+        if kind == "images" and arr.ndim not in (3, 4):
+            raise ParameterError(
+                f"image input must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C = 1 or 3; "
+                f"got {arr.ndim}-D shape {arr.shape}"
+            )
+        n = arr.shape[0]
+        if n < 2:
+            raise ParameterError(f"need at least 2 samples to cluster, got {n}")
+        for name, v, lo in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2)):
+            if not isinstance(v, (int, np.integer)) or v < lo:
+                raise ParameterError(f"{name} must be an integer >= {lo}, got {v!r}")
+        k = self.n_clusters
+        if not isinstance(k, (int, np.integer)) or k < 2:
+            raise ParameterError(f"n_clusters must be an integer >= 2 (one cluster says nothing), got {k!r}")
+        if k > n:
+            raise ParameterError(f"n_clusters={k} is more than the {n} samples given; choose k <= {n}")
+        if not (0.0 <= self.l_start <= self.l_end <= 1.0 and 0.0 <= self.u_end <= self.u_start <= 1.0):
+            raise ParameterError(
+                "thresholds must satisfy 0 <= l_start <= l_end <= 1 and 0 <= u_end <= u_start <= 1 "
+                f"(got u {self.u_start}->{self.u_end}, l {self.l_start}->{self.l_end})"
+            )
+        if self.u_end > self.l_end:
+            raise ParameterError(
+                f"u_end ({self.u_end}) must be <= l_end ({self.l_end}) so that the thresholds meet and "
+                "every pair counts by the last epoch"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ParameterError(f"lr must be a positive number, got {self.lr!r}")
+        if self.augment < 0:
+            raise ParameterError(f"augment strength must be >= 0, got {self.augment}")
+        if self.image_size is not None and not 8 <= self.image_size <= 96:
+            raise ParameterError(f"image_size must be between 8 and 96 pixels, got {self.image_size}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr.reshape(n, -1))).any(1).sum())
+            raise ParameterError(f"X contains NaN or infinite values in {bad} of {n} samples; remove or fill them")
+
+        fixed = None
+        if fixed_labels is not None:
+            fixed = np.asarray(fixed_labels)
+            if fixed.shape != (n,) or not np.issubdtype(fixed.dtype, np.integer):
+                raise ParameterError(
+                    f"fixed_labels must be an integer array of shape ({n},) with -1 for unknown, "
+                    f"got dtype {fixed.dtype} shape {fixed.shape}"
+                )
+            if (fixed < -1).any():
+                raise ParameterError("fixed_labels may only hold cluster numbers >= 0 or -1 (unknown)")
+            fixed = fixed.astype(np.int64)
+
+        if kind == "features":
+            data = torch.as_tensor(arr, dtype=torch.float32)
+            mean, std = data.mean(0), data.std(0).clamp_min(1e-6)
+            return _Prepared("features", data, mean, std), fixed
+        return _Prepared("images", self._image_tensor(arr)), fixed
+
+    @staticmethod
+    def _image_tensor(arr: np.ndarray) -> torch.Tensor:
+        """(N,H,W) | (N,C,H,W) | (N,H,W,C) → (N,C,H,W); uint8 stays uint8, floats go to [0, 1]."""
+        if arr.ndim == 3:
+            arr = arr[:, None]
+        elif arr.shape[1] not in (1, 3) and arr.shape[-1] in (1, 3):
+            arr = arr.transpose(0, 3, 1, 2)     # channels-last, as PIL/numpy images come
+        if arr.shape[1] not in (1, 3):
+            raise ParameterError(f"images must have 1 or 3 channels, got shape {arr.shape}")
+        if min(arr.shape[2:]) < 8:
+            raise ParameterError(f"images must be at least 8x8 pixels, got {arr.shape[2]}x{arr.shape[3]}")
+        if arr.dtype == np.uint8:
+            return torch.from_numpy(np.ascontiguousarray(arr))
+        t = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float32)
+        lo, hi = float(t.min()), float(t.max())
+        if lo < 0.0 or hi > 1.0:       # e.g. 0..255 floats or 0..16 (digits): rescale to [0, 1]
+            t = (t - lo) / max(hi - lo, 1e-12)
+        return t
+
+    # ------------------------------------------------------------------ model + batches
+    def _build(self, prep: _Prepared, g: torch.Generator) -> torch.nn.Module:
+        k = self.n_clusters
+        if prep.kind == "features":
+            model = DACHead(prep.data.shape[1], k, hidden=self.hidden)
+        else:
+            c, h, w = prep.data.shape[1:]
+            size = self.image_size or max(h, w)
+            model = DACConvNet(k, in_channels=c, image_size=size, width=self.width)
+        return init_weights(model, g)
+
+    def _batch(self, prep: _Prepared, idx: torch.Tensor, dev: torch.device) -> torch.Tensor:
+        """Rows ``idx`` as network input on ``dev``: images float [0,1] at image_size; features standardised."""
+        x = prep.data[idx].to(dev, non_blocking=True)
+        if prep.kind == "features":
+            return (x - prep.mean.to(dev)) / prep.std.to(dev)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        h, w = x.shape[2:]
+        size = self.image_size or max(h, w)
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=size < max(h, w))
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _views(self, x: torch.Tensor, kind: str, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A weak view (chooses pairs) and a strong view (trained to agree) of batch ``x``."""
+        s = float(self.augment)
+        if s == 0:
+            return x, x
+        if kind == "features":   # no geometry in feature space: noise and feature dropout instead
+            noise = torch.randn(x.shape, generator=g, device=g.device).to(x.device)
+            keep = (torch.rand(x.shape, generator=g, device=g.device) > 0.1 * s).to(x.device)
+            return x + 0.05 * s * noise, (x + 0.2 * s * noise) * keep
+        weak = weak_augment(x, generator=g, hflip=self.hflip, strength=s)
+        strong = strong_augment(x, generator=g, hflip=self.hflip, strength=s)
+        return weak, strong
+
+    @torch.no_grad()
+    def _predict_proba(self, model: torch.nn.Module, prep: _Prepared, dev: torch.device) -> torch.Tensor:
+        model.eval()
+        out = []
+        n = prep.data.shape[0]
+        for start in range(0, n, 1024):
+            idx = torch.arange(start, min(n, start + 1024))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                out.append(model(self._batch(prep, idx, dev)).float().cpu())
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        eval_labels: Any = None,
+        fixed_labels: Any = None,
+        callback: Callback | None = None,
+    ) -> DAC:
+        """Train on X ((N,C,H,W)/(N,H,W)/(N,H,W,C) images or (N,D) features) and label it.
+
+        ``eval_labels`` only scores history records; ``fixed_labels`` ((N,) int, -1 = unknown)
+        are a person's corrections and do steer training.
+        """
+        prep, fixed = self._validate(X, fixed_labels)
+        truth = None if eval_labels is None else np.asarray(eval_labels)
+        if truth is not None and truth.shape != (prep.data.shape[0],):
+            raise ParameterError(f"eval_labels must have shape ({prep.data.shape[0]},), got {truth.shape}")
+        dev = resolve_device(self.device)
+        if dev.type == "cpu":
+            set_cpu_threads()
+        g = torch.Generator().manual_seed(0 if self.random_state is None else int(self.random_state))
+        model = self._build(prep, g).to(dev)
+        if dev.type == "cuda" and prep.kind == "images":
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        fixed_t = None if fixed is None else torch.from_numpy(fixed)
+
+        n = prep.data.shape[0]
+        bs = min(self.batch_size, n)
+        self.history_ = []
+        best: tuple[np.ndarray, np.ndarray, dict] | None = None
+        try:
+            for epoch in range(self.epochs):
+                t0 = time.perf_counter()
+                upper, lower = threshold_schedule(
+                    epoch, self.epochs, self.u_start, self.u_end, self.l_start, self.l_end
+                )
+                model.train()
+                order = torch.randperm(n, generator=g)
+                losses, fractions = [], []
+                for start in range(0, n, bs):
+                    idx = order[start:start + bs]
+                    if idx.numel() < 2:       # batch norm needs 2 samples; the leftover is skipped
+                        continue
+                    loss, frac = self._step(model, opt, prep, idx, fixed_t, upper, lower, dev, g)
+                    losses.append(loss)
+                    fractions.append(frac)
+                mean_loss = float(np.mean(losses))
+                proba = self._predict_proba(model, prep, dev)
+                conf, labels = proba.max(1)
+                labels_np = labels.numpy().astype(np.int64)
+                record: dict[str, Any] = {
+                    "epoch": epoch + 1, "upper": round(upper, 4), "lower": round(lower, 4),
+                    "selected_fraction": float(np.mean(fractions)), "loss": mean_loss,
+                    "seconds": time.perf_counter() - t0,
+                }
+                record.update(history_scores(labels_np, truth))
+                self.history_.append(record)
+                best = (labels_np, conf.numpy().astype(np.float64),
+                        {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+                if callback is not None and callback(dict(record)) is False:
+                    break
+        except KeyboardInterrupt:
+            if best is None:
+                raise
+        assert best is not None
+        labels_np, conf_np, state = best
+        self._prep_stats = (prep.kind, prep.mean, prep.std, tuple(prep.data.shape[1:]))
+        model.load_state_dict(state)
+        self.model_ = model.eval()
+        self.mapping_ = self._mapping_from_fixed(labels_np, fixed)
+        self.labels_ = self.mapping_[labels_np]
+        self.confidence_ = np.clip(conf_np, 0.0, 1.0)
+        self.n_clusters_ = int(self.n_clusters)
+        return self
+
+    def _step(self, model, opt, prep, idx, fixed_t, upper, lower, dev, g) -> tuple[float, float]:
+        """One optimiser step on batch ``idx``; returns (loss, fraction of pairs selected)."""
+        x = self._batch(prep, idx, dev)
+        weak, strong = self._views(x, prep.kind, g)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            p_weak = model(weak)
+            p_strong = model(strong)
+        sim_weak = pairwise_similarity(p_weak).detach()
+        pos, neg = select_pairs(sim_weak, upper, lower)
+        pos |= torch.eye(len(idx), dtype=torch.bool, device=dev)   # a sample and its other view
+        sim = pairwise_similarity(p_weak, p_strong)
+        sim = 0.5 * (sim + sim.T)        # symmetric: both views learn from each pair
+        if fixed_t is not None:
+            # a person's corrections: always selected, with their relation, and averaged as a
+            # term of their own so a few corrected samples are not outvoted by thousands of pairs
+            f = fixed_t[idx].to(dev)
+            both = (f[:, None] >= 0) & (f[None, :] >= 0)
+            same = f[:, None] == f[None, :]
+            pos, neg = pos & ~both, neg & ~both
+            loss = dac_loss(sim, pos, neg) + dac_loss(sim, both & same, both & ~same)
+            pos, neg = pos | (both & same), neg | (both & ~same)
+        else:
+            loss = dac_loss(sim, pos, neg)
+        if self.balance > 0:
+            loss = loss + self.balance * (balance_loss(p_weak) + balance_loss(p_strong))
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"DAC training diverged (loss is {float(loss.detach())}); lower the learning rate "
+                f"(lr={self.lr}) or the augmentation strength and try again"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        b = len(idx)
+        frac = (float((pos | neg).sum()) - b) / max(b * b - b, 1)
+        return float(loss.detach()), frac
+
+    def _mapping_from_fixed(self, labels: np.ndarray, fixed: np.ndarray | None) -> np.ndarray:
+        """Renumber clusters so that a person's fixed labels keep their numbers where possible."""
+        k = self.n_clusters
+        mapping = np.arange(k)
+        if fixed is None:
+            return mapping
+        known = (fixed >= 0) & (fixed < k)
+        if not known.any():
+            return mapping
+        counts = np.zeros((k, k), dtype=np.int64)
+        np.add.at(counts, (labels[known], fixed[known]), 1)
+        rows, cols = linear_sum_assignment(-counts)
+        mapping[rows] = cols
+        return mapping
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X: Any) -> np.ndarray:
+        """Cluster numbers for new samples shaped like the training input."""
+        proba = self.predict_proba(X)
+        return self.mapping_[proba.argmax(1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, k) soft assignments (columns in the network's own cluster order)."""
+        if not hasattr(self, "model_"):
+            raise ParameterError("this DAC has not been fitted yet; call fit(X) first")
+        kind, mean, std, shape = self._prep_stats
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        if kind == "features":
+            if arr.ndim != 2 or arr.shape[1] != shape[0]:
+                raise ParameterError(f"expected features of shape (N, {shape[0]}), got {arr.shape}")
+            prep = _Prepared(kind, torch.as_tensor(arr, dtype=torch.float32), mean, std)
+        else:
+            prep = _Prepared(kind, self._image_tensor(arr))
+            if prep.data.shape[1] != shape[0]:
+                raise ParameterError(f"the model was trained on {shape[0]}-channel images, got {arr.shape}")
+        dev = next(self.model_.parameters()).device
+        return self._predict_proba(self.model_, prep, dev).numpy()

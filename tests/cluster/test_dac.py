@@ -1,0 +1,229 @@
+"""DAC: clustering quality on tiny data, the estimator contract, control flow, corrections."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+
+from core.cluster.dac import DAC
+from core.data.base import ImageDataset
+from core.data.image_array import images_as_array
+from core.errors import ParameterError, TrainingError
+
+# small + fast settings for tests: a narrow ConvNet, few epochs
+FAST = dict(epochs=6, batch_size=64, width=16, lr=3e-3, balance=1.0, device="cpu", random_state=0)
+
+
+def _acc(y: np.ndarray, p: np.ndarray) -> float:
+    k = int(max(y.max(), p.max())) + 1
+    c = np.zeros((k, k))
+    np.add.at(c, (p, y), 1)
+    r, cc = linear_sum_assignment(-c)
+    return float(c[r, cc].sum() / len(y))
+
+
+def _patterns(n_per: int = 20, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """3 clearly different uint8 patterns (horizontal bars, vertical bars, a bright square) + noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    bases = [
+        ((yy // 2) % 2) * 200,                      # horizontal stripes
+        ((xx // 2) % 2) * 200,                      # vertical stripes
+        ((abs(yy - size / 2) < size / 4) & (abs(xx - size / 2) < size / 4)) * 220,
+    ]
+    X, y = [], []
+    for c, b in enumerate(bases):
+        for _ in range(n_per):
+            X.append(np.clip(b + rng.normal(0, 20, b.shape), 0, 255))
+            y.append(c)
+    return np.asarray(X, dtype=np.uint8)[:, None], np.asarray(y)
+
+
+def _blobs(n_per: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, 6]], dtype=np.float32)
+    X = np.concatenate([c + rng.normal(0, 0.7, (n_per, 4)) for c in centers]).astype(np.float32)
+    return X, np.repeat(np.arange(3), n_per)
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    return _patterns()
+
+
+@pytest.fixture(scope="module")
+def fitted(patterns):
+    X, _ = patterns
+    return DAC(n_clusters=3, **FAST).fit(X)
+
+
+def test_finds_three_image_patterns(patterns, fitted):
+    _, y = patterns
+    assert _acc(y, fitted.labels_) >= 0.95
+
+
+def test_estimator_contract(patterns, fitted):
+    X, _ = patterns
+    est = fitted
+    assert est.labels_.shape == (len(X),) and est.labels_.dtype == np.int64
+    assert est.confidence_.shape == (len(X),)
+    assert float(est.confidence_.min()) >= 0 and float(est.confidence_.max()) <= 1
+    assert est.n_clusters_ == 3
+    assert len(est.history_) == FAST["epochs"]
+    rec = est.history_[-1]
+    for key in ("epoch", "upper", "lower", "selected_fraction", "loss", "seconds"):
+        assert key in rec
+    assert "acc" not in rec                                   # no eval_labels given
+    assert rec["upper"] == pytest.approx(rec["lower"])        # thresholds met at the end
+    assert est.get_params()["n_clusters"] == 3
+    assert np.array_equal(est.predict(X), est.labels_)
+    assert est.predict_proba(X).shape == (len(X), 3)
+
+
+def test_fit_returns_self_and_fit_predict():
+    X, y = _blobs()
+    est = DAC(n_clusters=3, epochs=2, device="cpu")
+    assert est.fit(X) is est
+    labels = DAC(n_clusters=3, epochs=2, device="cpu").fit_predict(X)
+    assert np.array_equal(labels, est.labels_)
+
+
+def test_frozen_features_variant_finds_blobs():
+    X, y = _blobs()
+    est = DAC(n_clusters=3, epochs=20, batch_size=40, lr=1e-2, balance=1.0, augment=0.3, device="cpu").fit(X)
+    assert _acc(y, est.labels_) >= 0.95
+
+
+def test_same_seed_same_labels_and_eval_labels_do_not_change_training(patterns):
+    X, y = patterns
+    params = dict(FAST, epochs=2)
+    a = DAC(n_clusters=3, **params).fit(X)
+    b = DAC(n_clusters=3, **params).fit(X, eval_labels=y)
+    assert np.array_equal(a.labels_, b.labels_)
+    assert np.array_equal(a.confidence_, b.confidence_)
+    assert [r["loss"] for r in a.history_] == [r["loss"] for r in b.history_]
+    assert [r["selected_fraction"] for r in a.history_] == [r["selected_fraction"] for r in b.history_]
+    assert "acc" in b.history_[-1] and "nmi" in b.history_[-1] and "ari" in b.history_[-1]
+
+
+def test_callback_false_stops_and_keeps_last_epoch():
+    X, _ = _blobs()
+    seen = []
+
+    def cb(rec):
+        seen.append(rec["epoch"])
+        return rec["epoch"] < 2
+
+    est = DAC(n_clusters=3, epochs=10, device="cpu").fit(X, callback=cb)
+    assert seen == [1, 2] and len(est.history_) == 2
+    assert est.labels_.shape == (len(X),)
+
+
+def test_keyboard_interrupt_keeps_last_finished_epoch(monkeypatch):
+    X, _ = _blobs()
+    est = DAC(n_clusters=3, epochs=5, device="cpu")
+    real_step, calls = DAC._step, {"n": 0}
+    steps_per_epoch = 1   # 120 samples, batch 256
+
+    def step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2 * steps_per_epoch:
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(DAC, "_step", step)
+    est.fit(X)
+    assert len(est.history_) == 2 and est.labels_.shape == (len(X),)
+
+    calls["n"] = 10**6            # interrupted before any epoch finished: nothing to keep
+    with pytest.raises(KeyboardInterrupt):
+        DAC(n_clusters=3, epochs=5, device="cpu").fit(X)
+
+
+def test_nan_loss_raises_training_error(monkeypatch):
+    X, _ = _blobs()
+    import core.cluster.dac as mod
+
+    monkeypatch.setattr(mod, "dac_loss", lambda sim, p, n: sim.sum() * float("nan"))
+    est = DAC(n_clusters=3, epochs=3, device="cpu")
+    with pytest.raises(TrainingError, match="lower the learning rate"):
+        est.fit(X)
+    assert not hasattr(est, "labels_")
+
+
+@pytest.mark.parametrize(
+    "X, params, message",
+    [
+        (np.zeros((5, 3), np.float32), dict(n_clusters=6), "more than the 5 samples"),
+        (np.zeros((5, 3), np.float32), dict(n_clusters=1), "n_clusters must be an integer >= 2"),
+        (np.array([[0.0, np.nan], [1, 1], [2, 2]]), dict(n_clusters=2), "NaN"),
+        (np.zeros((4, 2, 2, 2, 2)), dict(n_clusters=2), "image input must be"),
+        (np.zeros((4, 3)), dict(n_clusters=2, input="images"), "image input must be"),
+        (np.zeros((4, 5, 8, 8)), dict(n_clusters=2), "1 or 3 channels"),
+        (np.zeros((4, 3)), dict(n_clusters=2, u_end=0.8, l_end=0.6), "must be <= l_end"),
+        (np.zeros((4, 3)), dict(n_clusters=2, input="pixels"), "input='pixels'"),
+    ],
+)
+def test_parameter_errors(X, params, message):
+    with pytest.raises(ParameterError, match=message):
+        DAC(device="cpu", epochs=1, **params).fit(X)
+
+
+def test_fixed_labels_are_honoured():
+    # 3 patterns but k=2; a person says: bars (horizontal AND vertical) are one group, squares the
+    # other. Appearance alone would not pair the two kinds of stripes.
+    X, y = _patterns(n_per=20)
+    fixed = np.full(len(y), -1)
+    fixed[np.where(y == 0)[0][:8]] = 1
+    fixed[np.where(y == 1)[0][:8]] = 1
+    fixed[np.where(y == 2)[0][:8]] = 0
+    est = DAC(n_clusters=2, **dict(FAST, epochs=15, batch_size=30, balance=0.2)).fit(X, fixed_labels=fixed)
+    known = fixed >= 0
+    assert (est.labels_[known] == fixed[known]).mean() >= 0.95      # kept their numbers
+    want = np.where(y == 2, 0, 1)
+    assert (est.labels_ == want).mean() >= 0.9                       # and the unfixed followed
+
+
+def test_images_as_array_mixed_sizes_and_modes():
+    class Mixed(ImageDataset):
+        def __init__(self, images):
+            super().__init__(name="mixed", ids=[str(i) for i in range(len(images))])
+            self.images = images
+
+        def load(self, i):
+            return self.images[i].convert("RGB")
+
+    grey = [Image.new("L", (20, 30), 100), Image.new("L", (12, 12), 200)]
+    out = images_as_array(Mixed(grey), 16)
+    assert out.shape == (2, 1, 16, 16) and out.dtype == np.uint8
+    assert int(out[0].mean()) == 100 and int(out[1].mean()) == 200
+    mixed = grey + [Image.new("RGB", (40, 16), (255, 0, 0))]
+    out = images_as_array(Mixed(mixed), 16)
+    assert out.shape == (3, 3, 16, 16)
+    assert tuple(out[2, :, 8, 8]) == (255, 0, 0)
+    assert images_as_array(Mixed(mixed), 8, channels=1).shape == (3, 1, 8, 8)
+    # images_as_array output goes straight into DAC
+    est = DAC(n_clusters=2, epochs=1, width=8, device="cpu").fit(images_as_array(Mixed(mixed), 8))
+    assert est.labels_.shape == (3,)
+
+
+def test_images_as_array_native_fast_path():
+    class Arr(ImageDataset):
+        def native_array(self):
+            return np.arange(4 * 8 * 8, dtype=np.int64).reshape(4, 8, 8).astype(np.uint8)
+
+    ds = Arr(name="a", ids=list("abcd"))
+    out = images_as_array(ds, 8)
+    assert out.shape == (4, 1, 8, 8) and np.array_equal(out[:, 0], ds.native_array())
+    assert images_as_array(ds, 16, channels=3).shape == (4, 3, 16, 16)
+
+
+def test_float_and_channels_last_images_accepted():
+    X, y = _patterns(n_per=4)
+    est = DAC(n_clusters=3, epochs=1, width=8, device="cpu")
+    est.fit(X.astype(np.float32) / 255.0)
+    est.fit(np.repeat(X.transpose(0, 2, 3, 1), 3, axis=-1))    # (N, H, W, 3) uint8
+    assert est.labels_.shape == (len(y),)
+    assert torch.is_tensor(torch.as_tensor(est.predict_proba(np.repeat(X.transpose(0, 2, 3, 1), 3, -1))))
