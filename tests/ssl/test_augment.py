@@ -1,0 +1,57 @@
+"""SSL batch augmentations keep shape, dtype and range, differ per sample, and are seeded."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.ssl.augment import (
+    color_jitter,
+    gaussian_blur,
+    random_grayscale,
+    random_resized_crop,
+    rotate_all,
+    simclr_view,
+)
+
+AUGS = {
+    "crop": lambda x, g: random_resized_crop(x, generator=g),
+    "jitter": lambda x, g: color_jitter(x, generator=g),
+    "gray": lambda x, g: random_grayscale(x, p=0.5, generator=g),
+    "blur": lambda x, g: gaussian_blur(x, p=1.0, sigma=(20.0, 40.0), generator=g),
+    "simclr": lambda x, g: simclr_view(x, generator=g, blur_p=0.5),
+}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", list(AUGS))
+def test_shape_dtype_range_and_seed(name, channels):
+    x = torch.rand(6, channels, 16, 16, generator=torch.Generator().manual_seed(1))
+    a = AUGS[name](x, torch.Generator().manual_seed(0))
+    b = AUGS[name](x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)                       # same seed, same output
+    if not (name == "gray" and channels == 1):
+        assert not torch.allclose(a, x)
+
+
+def test_crop_differs_per_sample():
+    x = torch.rand(1, 3, 16, 16).repeat(8, 1, 1, 1)
+    y = random_resized_crop(x, generator=torch.Generator().manual_seed(0))
+    assert len({tuple(v.flatten()[:20].tolist()) for v in y}) == 8
+
+
+def test_full_crop_without_flip_is_identity():
+    x = torch.rand(4, 3, 12, 12)
+    y = random_resized_crop(x, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False,
+                            generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(y, x, atol=1e-5)
+
+
+def test_rotate_all_targets_and_images():
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3)
+    xr, t = rotate_all(x)
+    assert xr.shape == (8, 1, 3, 3) and t.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(xr[6], torch.rot90(x[0], 3, dims=(1, 2)))
+    with pytest.raises(ValueError):
+        rotate_all(torch.zeros(1, 1, 3, 4))

@@ -1,0 +1,161 @@
+"""train_backbone: features change, checkpoints reload exactly, stops keep a usable checkpoint,
+clear errors for bad input, and the workspace index of trained backbones."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import core.ssl.arch  # noqa: F401  (registers convnet_small before checkpoints load)
+from core.data.arrays import make_array_dataset
+from core.errors import ParameterError, TrainingError, UnknownNameError
+from core.features.archs import ARCHS
+from core.features.checkpoint import save_backbone_checkpoint
+from core.features.extract import extract_features
+from core.ssl.data import embed, load_images
+from core.ssl.method import Method
+from core.ssl.registry import list_trained_backbones, trained_backbone_path, unique_name
+from core.ssl.train import TrainingStopped, train_backbone, trained_model
+
+FAST = dict(epochs=2, batch_size=16, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ds():
+    """48 grey 16x16 images: horizontal bars, vertical bars, blobs (+ noise)."""
+    rng = np.random.default_rng(0)
+    imgs = np.zeros((48, 16, 16), np.float32)
+    for i in range(48):
+        k, o = i % 3, rng.integers(0, 4)
+        if k == 0:
+            imgs[i, o::4, :] = 1
+        elif k == 1:
+            imgs[i, :, o::4] = 1
+        else:
+            imgs[i, 4 + o: 10 + o, 4: 10] = 1
+    imgs = np.clip(imgs * 200 + rng.normal(0, 20, imgs.shape), 0, 255).astype(np.uint8)
+    return make_array_dataset("bars", imgs, np.arange(48) % 3, None, [("all", 48)])
+
+
+def _features(path, ds):
+    return extract_features(ds, "checkpoint", checkpoint=path, batch_size=32, device="cpu")
+
+
+def test_training_changes_features_and_checkpoint_reloads_identically(ds, tmp_path):
+    seen = []
+    res = train_backbone(ds, "simclr", workspace=tmp_path, progress=lambda e, n, r: seen.append((e, n, r)), **FAST)
+    assert [(e, n) for e, n, _ in seen] == [(1, 2), (2, 2)]
+    assert len(res.history) == 2
+    assert {"loss", "seconds", "images_per_s"} <= set(res.history[0])
+    assert res.name == "simclr-convnet_small-bars" and res.path.is_file()
+
+    after = _features(res.path, ds)
+    # the same weights, embedded in memory with the trainer's preprocessing
+    model = trained_model(res.path)
+    direct = embed(model, load_images(ds, 16), ARCHS.get("convnet_small").mean, ARCHS.get("convnet_small").std,
+                   device=torch.device("cpu"))
+    direct /= np.linalg.norm(direct, axis=1, keepdims=True)
+    np.testing.assert_allclose(after, direct, atol=1e-6)
+    np.testing.assert_array_equal(after, _features(res.path, ds))     # reload twice: identical
+
+    # features of the untrained (epoch-0) network, same seed: training moved them
+    stopped = train_backbone(ds, "simclr", workspace=tmp_path, **{**FAST, "epochs": 1, "lr": 0.0})
+    assert np.abs(_features(stopped.path, ds) - after).max() > 1e-3
+
+
+def test_same_seed_same_weights(ds, tmp_path):
+    a = train_backbone(ds, "rotation", workspace=tmp_path, **{**FAST, "epochs": 1})
+    b = train_backbone(ds, "rotation", workspace=tmp_path, **{**FAST, "epochs": 1})
+    assert b.name == a.name + "-2"
+    np.testing.assert_array_equal(_features(a.path, ds), _features(b.path, ds))
+
+
+def test_interrupted_run_leaves_last_finished_epoch_usable(ds, tmp_path):
+    done = []
+    res = train_backbone(ds, "rotation", workspace=tmp_path, progress=lambda e, n, r: done.append(e),
+                         should_stop=lambda: bool(done), **{**FAST, "epochs": 5})
+    assert len(res.history) == 1 and done == [1]
+    ck = torch.load(res.path, weights_only=True)
+    assert ck["meta"]["epochs"] == 1 and ck["arch"] == "convnet_small"
+    assert _features(res.path, ds).shape == (48, 256)
+    assert list_trained_backbones(tmp_path)[0]["epochs"] == 1
+    assert not list((tmp_path / "backbones").glob(".tmp-*"))
+
+
+def test_stop_before_first_epoch_says_nothing_was_saved(ds, tmp_path):
+    with pytest.raises(TrainingStopped, match="no checkpoint"):
+        train_backbone(ds, "simclr", workspace=tmp_path, should_stop=lambda: True, **FAST)
+
+
+def test_fewer_images_than_batch_size(ds, tmp_path):
+    with pytest.raises(ParameterError, match=r"has 48 images, fewer than batch_size=64; use batch_size <= 48"):
+        train_backbone(ds, "simclr", workspace=tmp_path, **{**FAST, "batch_size": 64})
+
+
+def test_init_checkpoint_of_another_architecture(ds, tmp_path):
+    other = save_backbone_checkpoint(tmp_path / "other.pt", "convnet_small", {"width": 8},
+                                     ARCHS.get("convnet_small").build(width=8), {"image_size": 16})
+    with pytest.raises(ParameterError, match=r"holds a 'convnet_small' backbone but arch='resnet18_small'"):
+        train_backbone(ds, "simclr", workspace=tmp_path, arch="resnet18_small", init_checkpoint=other, **FAST)
+    # a checkpoint whose tensors do not fit the arch it claims
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "clusterlens-backbone/1", "arch": "convnet_small", "arch_params": {},
+                "state_dict": ARCHS.get("convnet_small").build(width=8).state_dict(), "meta": {}}, bad)
+    with pytest.raises(ParameterError, match="init_checkpoint does not fit"):
+        train_backbone(ds, "simclr", workspace=tmp_path, init_checkpoint=bad, **FAST)
+
+
+def test_init_from_checkpoint_with_other_params_keeps_them(ds, tmp_path):
+    small = save_backbone_checkpoint(tmp_path / "w8.pt", "convnet_small", {"width": 8},
+                                     ARCHS.get("convnet_small").build(width=8), {"image_size": 16})
+    res = train_backbone(ds, "rotation", workspace=tmp_path, init_checkpoint=small, **{**FAST, "epochs": 1})
+    assert _features(res.path, ds).shape == (48, 64)
+
+
+def test_metric_refines_from_registered_name_and_needs_init(ds, tmp_path):
+    with pytest.raises(ParameterError, match="init_checkpoint"):
+        train_backbone(ds, "metric", workspace=tmp_path, **FAST)
+    base = train_backbone(ds, "simclr", workspace=tmp_path, **{**FAST, "epochs": 1})
+    res = train_backbone(ds, "metric", workspace=tmp_path, init_checkpoint=base.name, n_clusters=3, **FAST)
+    assert res.history[0]["pseudo_clusters"] == 3
+    assert np.isfinite([r["loss"] for r in res.history]).all()
+    res2 = train_backbone(ds, "metric", workspace=tmp_path, init_checkpoint=base.path, n_clusters=3,
+                          metric_loss="contrastive", **{**FAST, "epochs": 1})
+    assert res2.name == "metric-convnet_small-bars-2"
+
+
+def test_nan_loss_is_a_clear_error(ds, tmp_path, monkeypatch):
+    from core.ssl.simclr import SimCLR
+
+    def nan_loss(self, backbone, head, x, *a):
+        return backbone(x).sum() * float("nan")
+
+    monkeypatch.setattr(SimCLR, "loss", nan_loss)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1.*Lower lr"):
+        train_backbone(ds, "simclr", workspace=tmp_path, **FAST)
+    assert issubclass(SimCLR, Method)
+
+
+def test_unknown_method_lists_methods(ds, tmp_path):
+    with pytest.raises(UnknownNameError, match="rotation, simclr, metric"):
+        train_backbone(ds, "byol", workspace=tmp_path, **FAST)
+
+
+def test_registry_listing_dedup_and_lookup(ds, tmp_path):
+    assert list_trained_backbones(tmp_path) == []
+    assert unique_name(tmp_path, "SimCLR convnet/Fashion MNIST") == "simclr-convnet-fashion-mnist"
+    a = train_backbone(ds, "rotation", workspace=tmp_path, **{**FAST, "epochs": 1})
+    b = train_backbone(ds, "rotation", workspace=tmp_path, **{**FAST, "epochs": 1})
+    c = train_backbone(ds, "rotation", workspace=tmp_path, name="mine", **{**FAST, "epochs": 1})
+    rows = list_trained_backbones(tmp_path)
+    assert [r["name"] for r in rows] == [a.name, a.name + "-2", "mine"] and b.name == a.name + "-2"
+    assert {"name", "method", "arch", "dataset", "epochs", "path", "created"} <= set(rows[0])
+    assert rows[0]["method"] == "rotation" and rows[0]["dataset"] == "bars" and rows[0]["arch"] == "convnet_small"
+    assert trained_backbone_path(tmp_path, "mine") == c.path.resolve()
+    with pytest.raises(UnknownNameError, match=rf"available: {a.name}, {a.name}-2, mine"):
+        trained_backbone_path(tmp_path, "nope")
+    c.path.unlink()   # a deleted checkpoint is no longer listed
+    assert [r["name"] for r in list_trained_backbones(tmp_path)] == [a.name, a.name + "-2"]
+    assert json.loads((tmp_path / "backbones" / "index.json").read_text())["backbones"]
