@@ -59,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     run.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
 
+    tb = sub.add_parser("train-backbone", help="train a backbone on your own images (no labels used)")
+    tb.add_argument("--data", required=True, help="a folder, a .zip, a demo name or torchvision:NAME")
+    tb.add_argument("--limit", type=int, default=None)
+    tb.add_argument("--method", required=True, choices=["rotation", "simclr", "metric"])
+    tb.add_argument("--arch", default="auto", help="auto | convnet_small | resnet18_small")
+    tb.add_argument("--image-size", type=int, default=None)
+    tb.add_argument("--epochs", type=int, default=10)
+    tb.add_argument("--batch-size", type=int, default=256)
+    tb.add_argument("--lr", type=float, default=None)
+    tb.add_argument("--temperature", type=float, default=0.5, help="SimCLR's NT-Xent temperature")
+    tb.add_argument("--init", default=None, help="metric: the backbone to refine (trained name or file)")
+    tb.add_argument("--k", type=int, default=10, help="metric: clusters for the pseudo-labels")
+    tb.add_argument("--name", default=None, help="default: METHOD-ARCH-DATASET")
+    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--device", default="auto")
+    tb.add_argument("--workspace", default=None)
+    tb.add_argument("--json", action="store_true")
+
     ds = sub.add_parser("datasets", help="list the built-in datasets and whether they can be used here")
     ds.add_argument("--json", action="store_true")
     bb = sub.add_parser("backbones", help="list backbones and whether their weights can be had here")
@@ -131,6 +149,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_backbone(args: argparse.Namespace) -> int:
+    from core.data import open_dataset
+    from core.ssl.train import train_backbone
+
+    ws = workspace_dir(args.workspace)
+    dataset = open_dataset(args.data, workspace=ws, limit=args.limit)
+
+    def progress(epoch: int, n_epochs: int, record: dict[str, Any]) -> None:
+        print(f"  epoch {epoch}/{n_epochs}: loss {record.get('loss', float('nan')):.4f}, "
+              f"{record.get('images_per_s', 0):.0f} img/s", file=sys.stderr)
+
+    trained = train_backbone(dataset, args.method, workspace=ws, arch=args.arch, image_size=args.image_size,
+                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             temperature=args.temperature, seed=args.seed, device=args.device,
+                             progress=progress, init_checkpoint=args.init, n_clusters=args.k, name=args.name)
+    summary = {"name": trained.name, "path": str(trained.path), "epochs": len(trained.history),
+               "final_loss": trained.history[-1]["loss"] if trained.history else None}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"saved backbone {trained.name!r} ({trained.path}); use it with "
+              f"`python -m core run --backbone {trained.name} --workspace {ws} ...`")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from core.data import list_datasets
 
@@ -173,7 +216,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "datasets": cmd_datasets, "backbones": cmd_backbones, "runs": cmd_runs}
+COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
+            "backbones": cmd_backbones, "runs": cmd_runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,9 +73,19 @@ def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str |
 
     Returns (features, from_cache, cache_key, cache_path).
     """
+    from core.features.backbones import BACKBONES
     from core.features.cache import FeatureCache, cached_extract
 
     cache = FeatureCache(Path(workspace) / "features")
+    backbone, checkpoint = cfg.backbone, cfg.checkpoint
+    if backbone not in BACKBONES:
+        # a backbone trained in this workspace (`python -m core train-backbone`), used by its name;
+        # an unknown name fails listing the built-in and the trained ones
+        from core.ssl.registry import list_trained_backbones, trained_backbone_path
+
+        if not any(b["name"] == backbone for b in list_trained_backbones(workspace)):
+            BACKBONES.get(backbone)   # raises UnknownNameError listing the built-in names
+        backbone, checkpoint = "checkpoint", str(trained_backbone_path(workspace, cfg.backbone))
 
     def on_batch(done: int, total: int, rate: float) -> None:
         if progress:
@@ -83,8 +93,8 @@ def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str |
             progress("features", done / max(total, 1), f"{done}/{total} images, {rate:.0f} img/s, {left:.0f} s left")
 
     feats, from_cache, key = cached_extract(
-        cache, dataset, cfg.backbone, image_size=cfg.image_size, batch_size=cfg.batch_size,
-        device=cfg.device, pca_dim=cfg.pca_dim, checkpoint=cfg.checkpoint,
+        cache, dataset, backbone, image_size=cfg.image_size, batch_size=cfg.batch_size,
+        device=cfg.device, pca_dim=cfg.pca_dim, checkpoint=checkpoint,
         progress=on_batch, should_stop=should_stop,
     )
     return feats, from_cache, key, cache.root / key

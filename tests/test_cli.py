@@ -73,3 +73,21 @@ def test_listings(tmp_path):
     # nothing cached in an empty TORCH_HOME: says so, and names the offline alternative
     assert rows["resnet18"]["available"] is False
     assert "not cached" in rows["resnet18"]["why"] and "efficientnet_lite0" in rows["resnet18"]["why"]
+
+
+def test_train_backbone_then_cluster_with_it_by_name(tmp_path):
+    ws = str(tmp_path / "ws")
+    r = cli("train-backbone", "--data", "digits", "--limit", "300", "--method", "rotation", "--epochs", "1",
+            "--batch-size", "64", "--workspace", ws, "--json")
+    assert r.returncode == 0, r.stderr
+    trained = json.loads(r.stdout.strip().splitlines()[-1])
+    assert trained["name"].startswith("rotation-") and trained["epochs"] == 1
+    listed = {b["name"]: b for b in json.loads(cli("backbones", "--json", "--workspace", ws).stdout)}
+    assert trained["name"] in listed
+    r = cli("run", "--data", "digits", "--limit", "300", "--backbone", trained["name"], "--k", "10",
+            "--map", "none", "--workspace", ws, "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["n_samples"] == 300 and s["scores"]["n_clusters"] == 10
+    r = cli("run", "--data", "digits", "--backbone", "rotation-nope", "--workspace", ws)
+    assert r.returncode == 2 and "efficientnet_lite0" in r.stderr
