@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # honour OMP_NUM_THREADS (a shared machine): UMAP/numba imports can reset torch's count
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or max(1, torch.get_num_threads()))
     x, y = load(a.dataset)
     spaces: dict[str, np.ndarray] = {}
 

@@ -48,8 +48,16 @@ class RUC(BaseClusterer):
         tau: confidence threshold of the initial split (probabilities from cluster centroids,
             see :func:`ruc_select.centroid_probs`); "confidence" and "hybrid" only.
         k_neighbors: neighbours voting in the embedding; "metric" and "hybrid" only.
-        grow_tau: ensemble confidence at which, after each epoch, a sample is relabelled to the
-            networks' prediction and joins the clean set.
+        grow_tau: "confidence"/"hybrid": least ensemble confidence for a sample to join the clean
+            set when it is re-selected after each epoch.
+        min_clean, init_clean: class-balanced initial split: each cluster contributes at least
+            ``min_clean`` and at most ``init_clean`` of its members, its best-ranked ones (centroid
+            confidence; for "metric"/"hybrid" the share of neighbours agreeing first).
+        max_clean: after warm-up the clean set is re-selected every epoch: samples both networks
+            assign to the same cluster (after aligning the predicted cluster sizes to the
+            starting ones) that pass the strategy's check, at most ``quota * start size`` per
+            cluster, the quota ramping from the initial fraction to ``max_clean``. Initial clean
+            samples stay clean with their label unless both networks agree on another one.
         epochs, batch_size, lr, weight_decay: training (AdamW, cosine schedule).
         warmup: first epochs train on the clean labels alone (no unclean loss, no refinement,
             no growth): networks start from scratch and their confidence means nothing yet.
@@ -77,7 +85,10 @@ class RUC(BaseClusterer):
         strategy: str = "hybrid",
         tau: float = 0.5,
         k_neighbors: int = 10,
-        grow_tau: float = 0.8,
+        grow_tau: float = 0.5,
+        max_clean: float = 0.9,
+        min_clean: float = 0.3,
+        init_clean: float = 0.5,
         epochs: int = 30,
         warmup: int = 5,
         batch_size: int = 128,
@@ -99,6 +110,9 @@ class RUC(BaseClusterer):
         self.tau = tau
         self.k_neighbors = k_neighbors
         self.grow_tau = grow_tau
+        self.max_clean = max_clean
+        self.min_clean = min_clean
+        self.init_clean = init_clean
         self.epochs = epochs
         self.warmup = warmup
         self.batch_size = batch_size
@@ -179,7 +193,7 @@ class RUC(BaseClusterer):
             strategy=self.strategy, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, smoothing=self.smoothing, temperature=self.temperature,
             mixup_alpha=self.mixup_alpha, lambda_u=self.lambda_u, grow_tau=self.grow_tau,
-            warmup=self.warmup,
+            warmup=self.warmup, max_clean=self.max_clean,
         )
         start = State(labels=labels0, clean=clean0, probs=np.eye(k, dtype=np.float32)[labels0])
         self.history_ = []
@@ -227,9 +241,12 @@ class RUC(BaseClusterer):
             raise ParameterError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         if self.input not in INPUTS:
             raise ParameterError(f"unknown input {self.input!r}; choose one of: {', '.join(INPUTS)}")
-        for name in ("tau", "grow_tau"):
+        for name in ("tau", "grow_tau", "max_clean"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.min_clean <= self.init_clean <= 1.0:
+            raise ParameterError(
+                f"need 0 <= min_clean <= init_clean <= 1, got min_clean={self.min_clean}, init_clean={self.init_clean}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ParameterError(f"smoothing must be in [0, 1), got {self.smoothing}")
         for name in ("epochs", "batch_size", "k_neighbors", "hidden"):
@@ -316,6 +333,12 @@ class RUC(BaseClusterer):
                 mask &= sel.select_confidence(probs, labels, self.tau)
             mask = mask | (fixed_ids >= 0)
         own = probs[np.arange(n), labels]
+        # class-balanced: each cluster contributes its best-ranked members, at least min_clean
+        # (a mixed cluster keeps its purest part) and at most init_clean of it
+        score = own if neighbors is None else sel.knn_agreement(neighbors, labels) + 0.01 * own
+        fx = fixed_ids >= 0
+        mask = sel.cap_clusters(mask & ~fx, labels, score, self.init_clean)
+        mask = sel.fill_clusters(mask, labels, score, self.min_clean) | fx
         return sel.keep_every_cluster(mask, labels, own), neighbors
 
     def _set_result(self, st: State, classes: np.ndarray, fixed: np.ndarray) -> None:

@@ -150,6 +150,44 @@ def centroid_probs(embedding: np.ndarray, labels: np.ndarray, n_classes: int, te
     return torch.softmax(sim, dim=1).numpy()
 
 
+def knn_agreement(neighbors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) fraction of each sample's neighbours (``neighbors`` (N, k) indices) sharing its label."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return (labels[neighbors] == labels[:, None]).mean(1)
+
+
+def fill_clusters(
+    mask: np.ndarray, labels: np.ndarray, score: np.ndarray, min_fraction: float,
+    eligible: np.ndarray | None = None,
+) -> np.ndarray:
+    """Class-balanced top-up: every cluster gets at least ``ceil(min_fraction * size)`` clean
+    members, adding its ``eligible`` members with the highest ``score`` (all members when
+    ``eligible`` is None). A cluster that mixes two classes fails a global threshold as a whole;
+    this keeps its purest part, so no cluster is left without training labels."""
+    mask = mask.copy()
+    eligible = np.ones(len(mask), bool) if eligible is None else eligible
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        need = int(np.ceil(min_fraction * len(members))) - int(mask[members].sum())
+        if need <= 0:
+            continue
+        pool = members[~mask[members] & eligible[members]]
+        mask[pool[np.argsort(-score[pool], kind="stable")[:need]]] = True
+    return mask
+
+
+def cap_clusters(mask: np.ndarray, labels: np.ndarray, score: np.ndarray, max_fraction: float) -> np.ndarray:
+    """Class-balanced trim: each cluster keeps at most ``ceil(max_fraction * size)`` of its
+    ``mask`` members, those with the highest ``score``. A loose selector can pass nearly every
+    sample; the best-ranked part of each cluster is far purer."""
+    out = np.zeros_like(mask)
+    for c in np.unique(labels):
+        members = np.flatnonzero((labels == c) & mask)
+        keep = int(np.ceil(max_fraction * (labels == c).sum()))
+        out[members[np.argsort(-score[members], kind="stable")[:keep]]] = True
+    return out
+
+
 def keep_every_cluster(mask: np.ndarray, labels: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Make sure every cluster present in ``labels`` keeps at least one clean sample (its member
     with the highest ``score``), so selection alone never deletes a cluster."""

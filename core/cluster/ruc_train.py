@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.cluster.ruc_select import knn_vote_mask
+from core.cluster.ruc_select import keep_every_cluster, knn_vote_mask
 from core.errors import TrainingError
 from core.losses.ruc import (
     co_refine,
@@ -42,8 +42,9 @@ class TrainSpec:
     temperature: float      # sharpening temperature for guesses and refined targets
     mixup_alpha: float
     lambda_u: float         # weight of the unclean consistency loss (ramped up over the first epochs)
-    grow_tau: float         # ensemble confidence at which a sample is relabelled and joins the clean set
+    grow_tau: float         # confidence/hybrid: least ensemble confidence for a sample to join the clean set
     warmup: int             # epochs of plain smoothed cross-entropy on the clean set first
+    max_clean: float = 0.9  # the clean set grows towards this fraction of the data, never beyond
 
 
 @dataclass
@@ -57,14 +58,19 @@ class State:
 
 def predict_probs(nets: list[nn.Module], X: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """(N, k) mean softmax of the networks in eval mode, computed in batches, on the CPU."""
+    return predict_each(nets, X, batch_size, device).mean(0)
+
+
+def predict_each(nets: list[nn.Module], X: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """(n_nets, N, k) softmax of each network in eval mode, computed in batches, on the CPU."""
     outs = []
     for net in nets:
         net.eval()
     with torch.no_grad(), _autocast(device):
         for s in range(0, len(X), batch_size):
             xb = X[s:s + batch_size].to(device, non_blocking=True)
-            outs.append(torch.stack([F.softmax(n(xb).float(), 1) for n in nets]).mean(0).cpu())
-    return torch.cat(outs)
+            outs.append(torch.stack([F.softmax(n(xb).float(), 1) for n in nets]).cpu())
+    return torch.cat(outs, 1)
 
 
 def _autocast(device: torch.device):
@@ -107,6 +113,9 @@ def train(
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
               for o in opts]
     fixed_t = torch.as_tensor(fixed)
+    prior = np.bincount(state.labels, minlength=k) / n     # starting cluster sizes
+    start_fraction = float(state.clean.mean())
+    start_labels, start_clean = state.labels.copy(), state.clean.copy()
     ramp_epochs = max(1, (spec.epochs - spec.warmup) // 4)
     for epoch in range(1, spec.epochs + 1):
         t0 = time.perf_counter()
@@ -161,24 +170,67 @@ def train(
                 total_loss += loss.item() / (2 * steps)
             for s in scheds:
                 s.step()
-        state = _reselect(X, state, fixed, nets, spec, neighbors, device, grow=not warm)
+        state = _reselect(X, state, fixed, nets, spec, neighbors, device, grow=not warm, prior=prior,
+                          quota=clean_quota(epoch, spec, start_fraction), start_labels=start_labels,
+                          start_clean=start_clean)
         if on_epoch(epoch, state, total_loss, time.perf_counter() - t0) is False:
             break
     return state
 
 
-def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, grow: bool) -> State:
-    """Relabel samples the ensemble is confident about and grow the clean set by the strategy."""
-    probs = predict_probs(nets, X, max(256, spec.batch_size), device).numpy()
+def align(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Distribution alignment: scale each column of ``probs`` (N, k) by ``prior / mean column``
+    and renormalise the rows, so the predicted cluster sizes follow ``prior`` (k,) on average
+    and no cluster can swallow the others or fade away."""
+    p = probs * (prior / np.maximum(probs.mean(0), 1e-8))[None]
+    return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+
+
+def clean_quota(epoch: int, spec: TrainSpec, start_fraction: float) -> float:
+    """Fraction of the data the clean set may hold after ``epoch``: the initial split's
+    fraction through warm-up, then a linear ramp to ``max_clean`` over the first half of the
+    remaining epochs (so the networks train on the full-size clean set for the second half)."""
+    lo = min(start_fraction, spec.max_clean)
+    ramp = max(1, (spec.epochs - spec.warmup) // 2)
+    return lo + (spec.max_clean - lo) * min(1.0, max(0, epoch - spec.warmup) / ramp)
+
+
+def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, grow: bool,
+              prior: np.ndarray, quota: float, start_labels: np.ndarray, start_clean: np.ndarray) -> State:
+    """Re-select the clean set from scratch after an epoch (it may shrink as well as grow).
+
+    Candidates: both networks predict the same cluster (after distribution alignment to the
+    starting cluster sizes), and the strategy's check holds for that prediction (ensemble
+    confidence >= grow_tau; the embedding neighbours vote for it; or both). Then, per cluster,
+    at most ``quota * prior_c * N`` candidates, the most confident first: the clean set keeps the
+    starting proportions, so no cluster vanishes or swallows another. Labels a person set are
+    always clean and always their own target.
+    """
+    each = predict_each(nets, X, max(256, spec.batch_size), device).numpy()
+    probs = each.mean(0)
     if not grow:
         return State(labels=state.labels, clean=state.clean, probs=probs)
-    conf, pred = probs.max(1), probs.argmax(1)
-    confident = (conf >= spec.grow_tau) & ~fixed
-    labels = np.where(confident, pred, state.labels)
-    if spec.strategy == "confidence":
-        add = confident
-    elif spec.strategy == "metric":
-        add = knn_vote_mask(neighbors, labels)
-    else:
-        add = confident & knn_vote_mask(neighbors, labels)
-    return State(labels=labels, clean=state.clean | add | fixed, probs=probs)
+    n, k = probs.shape
+    aligned = align(probs, prior)
+    pred = aligned.argmax(1)
+    agree = np.ones(n, bool)
+    for p in each:
+        agree &= align(p, prior).argmax(1) == pred
+    # the initial split is precise: its samples stay clean with their starting labels unless
+    # both networks agree on another cluster
+    anchor = start_clean & ~fixed & ~(agree & (pred != start_labels))
+    labels = np.where(fixed | anchor, start_labels, pred)
+    labels = np.where(fixed, state.labels, labels)
+    score = aligned[np.arange(n), labels]
+    cand = agree & ~fixed & ~anchor
+    if spec.strategy in ("confidence", "hybrid"):
+        cand &= probs[np.arange(n), labels] >= spec.grow_tau
+    if spec.strategy in ("metric", "hybrid"):
+        cand &= knn_vote_mask(neighbors, labels)
+    clean = fixed | anchor
+    for c in range(k):
+        members = np.flatnonzero(cand & (labels == c))
+        room = int(round(quota * prior[c] * n)) - int((clean & (labels == c)).sum())
+        if room > 0 and len(members):
+            clean[members[np.argsort(-score[members], kind="stable")[:room]]] = True
+    return State(labels=labels, clean=keep_every_cluster(clean, labels, score), probs=aligned)

@@ -145,3 +145,38 @@ def test_nan_input(blobs):
     bad[3, 2] = np.nan
     with pytest.raises(ParameterError, match="NaN"):
         RUC(**FAST).fit(bad, initial_labels=noisy)
+
+
+@pytest.mark.parametrize("strategy", ["confidence", "metric", "hybrid"])
+def test_clean_set_stays_balanced_and_bounded(blobs, strategy):
+    """The collapse fix: with 30 % flipped labels the clean set never grows past max_clean,
+    every cluster keeps clean members in every epoch, and no cluster vanishes from labels_."""
+    X, y, noisy = blobs
+    m = RUC(strategy=strategy, tau=0.5, max_clean=0.8, **{**FAST, "epochs": 8})
+    seen = []
+
+    def record(rec):
+        seen.append((m.clean_mask_.copy(), m.labels_.copy()))
+
+    m.fit(X, initial_labels=noisy, eval_labels=y, callback=record)
+    for clean, labels in seen:
+        assert clean.mean() <= 0.8 + 1e-9
+        counts = np.bincount(labels[clean], minlength=4)
+        assert (counts > 0).all() and counts.max() <= 0.5 * clean.sum()   # nobody swallows the rest
+        assert len(np.unique(labels)) == 4
+    assert m.history_[-1]["acc"] >= 0.9
+    assert m.history_[-1]["clean_precision"] >= 0.9
+
+
+def test_align_and_quota():
+    from core.cluster.ruc_train import TrainSpec, align, clean_quota
+
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.7, 0.3]])   # mean (0.75, 0.25)
+    a = align(p, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(a.sum(1), 1)
+    assert a.mean(0)[1] > p.mean(0)[1] and a[2].argmax() == 1          # the starved column gains
+    spec = TrainSpec(strategy="metric", epochs=10, batch_size=8, lr=1e-3, weight_decay=0, smoothing=0,
+                     temperature=0.5, mixup_alpha=0.75, lambda_u=1, grow_tau=0.5, warmup=2, max_clean=0.9)
+    assert clean_quota(2, spec, 0.5) == 0.5
+    assert clean_quota(4, spec, 0.5) == pytest.approx(0.7)
+    assert clean_quota(6, spec, 0.5) == clean_quota(10, spec, 0.5) == pytest.approx(0.9)

@@ -93,3 +93,17 @@ def test_centroid_probs_and_keep_every_cluster():
     mask = LABELS == 0                               # cluster 1 has no clean sample
     kept = keep_every_cluster(mask, LABELS, OWN)
     assert kept.sum() == 11 and kept[3]              # its most confident member (first of the ties)
+
+
+def test_fill_clusters_tops_up_mixed_clusters():
+    from core.cluster.ruc_select import fill_clusters, knn_agreement
+
+    labels = np.array([0] * 6 + [1] * 4)
+    mask = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0], bool)   # cluster 1 failed a global threshold
+    score = np.array([0, 0, 0, 0, 0, 0, 0.2, 0.9, 0.5, 0.1])
+    out = fill_clusters(mask, labels, score, 0.5)
+    np.testing.assert_array_equal(out, [1, 1, 1, 1, 1, 1, 0, 1, 1, 0])   # its two best members
+    elig = np.array([1] * 7 + [0, 1, 1], bool)
+    np.testing.assert_array_equal(fill_clusters(mask, labels, score, 0.5, eligible=elig)[6:], [1, 0, 1, 0])
+    nb = np.array([[1, 2], [0, 2], [0, 1]])
+    np.testing.assert_allclose(knn_agreement(nb, np.array([0, 0, 1])), [0.5, 0.5, 0.0])
