@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import engine
 from ui.frame import frame
-from ui.state import bind, set_backbone, set_features, start_features
+from ui.state import SIZE_DEFAULT, bind, set_backbone, set_features, start_features
 
 state = frame()
 st.title("Features")
@@ -25,8 +25,9 @@ with left:
                  **bind("w_backbone", lambda s, v: set_backbone(v, backbones[v]["default_size"])))
     chosen = backbones[state.features.backbone]
     st.caption(chosen["description"])
-    sizes = ["backbone default", 16, 32, 64, 96, 128, 160, 224, 256, 320, 384]
-    st.select_slider("Image size (px)", sizes, value=f.image_size if f.image_size in sizes else sizes[0],
+    sizes = [SIZE_DEFAULT, 16, 32, 64, 96, 128, 160, 224, 256, 320, 384]
+    initial = {} if "w_size" in st.session_state else {"value": f.image_size if f.image_size in sizes else sizes[0]}
+    st.select_slider("Image size (px)", sizes, **initial,
                      help="Smaller is faster; photos gain from larger sizes, tiny images do not.",
                      **bind("w_size", lambda s, v: set_features(image_size=None if isinstance(v, str) else int(v))))
 with right:

@@ -180,11 +180,15 @@ def set_features(**changes: Any) -> None:
     s.features = replace(s.features, **changes)
 
 
+SIZE_DEFAULT = "backbone default"   # the image-size slider's first stop
+
+
 def set_backbone(name: str, default_size: int | None) -> None:
     """A backbone without a size of its own (pixels) uses the images' native size."""
     s = get_state()
     s.features = replace(s.features, backbone=name, image_size=s.features.image_size if default_size else None)
-    st.session_state.pop("w_size", None)   # the size slider shows the new value
+    # set the slider itself: with key-based widget identity the browser would send its old value back
+    st.session_state["w_size"] = s.features.image_size or SIZE_DEFAULT
 
 
 def start_cluster() -> None:

@@ -82,4 +82,7 @@ def page(browser, app_url: str):  # noqa: ANN001, ANN201 - playwright types are 
     pg.set_default_timeout(60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     yield pg
-    ctx.close()
+    try:   # what the page showed when the test ended (kept with the other artifacts)
+        pg.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)
+    finally:
+        ctx.close()

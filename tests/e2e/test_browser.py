@@ -44,6 +44,8 @@ def test_demo_to_lasso_selection(page, app_url: str) -> None:  # noqa: ANN001
 
     goto(page, "Features")
     pick(page, "Backbone", "pixels")
+    # wait for the rerun that applies the choice: a click racing it would send the old image size
+    page.get_by_text("raw pixels in [0,1]").first.wait_for()
     page.get_by_role("button", name="Extract features").click()
     page.get_by_text("Features ready").first.wait_for(timeout=120_000)
     page.get_by_text("1,797 images × 64 dimensions").first.wait_for()   # 8×8 pixels
