@@ -75,3 +75,21 @@ def test_cancelled_run_is_recorded_as_cancelled_not_done(tmp_path):
         assert run["status"] == "cancelled"
         assert st.assignments(run["id"])[0].size == 0
     assert not (tmp_path / "runs" / str(run["id"]) / "labels.csv").exists()
+
+
+@pytest.mark.parametrize("algo,params", [("dac", {"epochs": 3, "batch_size": 32, "lr": 1e-2}),
+                                         ("ruc", {"epochs": 3, "warmup": 1, "batch_size": 128})])
+def test_trained_algorithms_run_through_the_same_pipeline(tmp_path, algo, params):
+    cfg = RunConfig(data=DataConfig("digits", limit=400), features=FeatureConfig(backbone="pixels"),
+                    cluster=ClusterConfig(algo=algo, k=10, reduce="pca:20", params=params),
+                    map=MapConfig(method="none"), workspace=str(tmp_path))
+    epochs = []
+    res = run_pipeline(cfg, progress=lambda stage, f, msg: epochs.append(msg) if stage == "cluster" and
+                       msg.startswith("{") else None)
+    assert res.labels.shape == (400,) and res.confidence.min() >= 0 and res.confidence.max() <= 1
+    assert len(res.history) == 3 and len(epochs) == 3            # one record per epoch, shown live
+    assert "acc" in res.history[-1]                               # scored for display only
+    assert res.scores["acc"] > 0.4                                # 3 short epochs: well above chance (0.1)
+    with Store(tmp_path) as st:
+        run = st.run(res.run_id)
+        assert run["algo"] == algo and run["status"] == "done" and len(run["history"]) == 3
