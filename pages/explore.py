@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui import engine, figures, gallery
 from ui.frame import frame
+from ui.hover_preview import hover_preview
 from ui.state import bind, set_gallery, set_map, set_selection, settings, start_map
 from ui.widgets import image_grid, paged
 
@@ -44,10 +45,15 @@ elif state.color_by == "true label":
     fig = figures.scatter(xy, ds.ids, truth, class_names)
 else:
     fig = figures.scatter(xy, ds.ids, labels, [f"cluster {c}" for c in range(int(labels.max()) + 1)])
-st.plotly_chart(fig, key="map_chart", on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
-                selection_mode=("points", "box", "lasso"), config={"scrollZoom": True, "displaylogo": False})
-st.caption("Hovering a point shows its id; **click** a point to see its image, or draw a lasso or box "
-           "(toolbar) to see exactly the images inside it below. Double-click clears the selection.")
+chart, preview = st.columns([5, 1])
+chart.plotly_chart(fig, key="map_chart", selection_mode=("points", "box", "lasso"),
+                   on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
+                   config={"scrollZoom": True, "displaylogo": False})
+with preview:
+    hover_preview(ds, index, lambda r: gallery.describe(r, labels, confidence, ds.ids, class_names, truth),
+                  chart_key="map_chart")
+st.caption("**Hover** a point to see its image beside the map; **click** a point, or draw a lasso or box "
+           "(toolbar), to see exactly the images inside it below. Double-click clears the selection.")
 
 if state.selected_ids:
     rows = gallery.rows_of(state.selected_ids, index)

@@ -30,11 +30,18 @@ def tiles(rows: Sequence[int] | np.ndarray, labels: np.ndarray, confidence: np.n
     for r in rows:
         r = int(r)
         c, conf = int(labels[r]), float(confidence[r])
-        tip = f"{ids[r]} · cluster {c} · confidence {conf:.2f}"
-        if truth is not None and truth_names is not None and truth[r] >= 0:
-            tip += f" · true class {truth_names[truth[r]]}"
+        tip = describe(r, labels, confidence, ids, truth_names, truth)
         out.append(Tile(row=r, caption=f"c{c} · {conf:.2f}", tooltip=tip, colour=colour(c)))
     return out
+
+
+def describe(row: int, labels: np.ndarray, confidence: np.ndarray, ids: Sequence[str],
+             truth_names: Sequence[str] | None = None, truth: np.ndarray | None = None) -> str:
+    """One image in words: id, cluster, confidence and (if known) its true class."""
+    text = f"{ids[row]} · cluster {int(labels[row])} · confidence {float(confidence[row]):.2f}"
+    if truth is not None and truth_names is not None and truth[row] >= 0:
+        text += f" · true class {truth_names[truth[row]]}"
+    return text
 
 
 def rows_of(ids: Sequence[str], index: Mapping[str, int]) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""The whole path in a real browser: demo → features → clusters → gallery → lasso shows exactly those images."""
+"""The whole path in a real browser: demo → features → clusters → hover preview → lasso shows exactly those images."""
 from __future__ import annotations
 
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import ARTIFACTS
 
@@ -18,6 +19,30 @@ SELECTED_IN_PLOTLY = """() => {
   }
   return ids;
 }"""
+
+
+# The sample id of the point plotly is showing a hover label for.
+HOVERED_IN_PLOTLY = """() => {
+  const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  const h = (gd && gd._hoverdata) || [];
+  return h.length ? String(h[0].customdata) : null;
+}"""
+
+# Page pixel position of point 0 of trace 0, from plotly's own axis mapping.
+POINT_XY = """() => {
+  const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  const L = gd._fullLayout, r = gd.getBoundingClientRect(), t = gd._fullData[0];
+  return [r.left + L._size.l + L.xaxis.l2p(t.x[0]), r.top + L._size.t + L.yaxis.l2p(t.y[0])];
+}"""
+
+
+def hover_on_map(page, plot) -> None:  # noqa: ANN001
+    plot.scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT_XY)
+    page.mouse.move(x - 20, y - 20)
+    page.mouse.move(x, y, steps=5)
+    page.wait_for_function("() => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');"
+                           " return gd && gd._hoverdata && gd._hoverdata.length > 0; }")
 
 
 def goto(page, title: str) -> None:  # noqa: ANN001
@@ -60,13 +85,34 @@ def test_demo_to_lasso_selection(page, app_url: str) -> None:  # noqa: ANN001
 
     goto(page, "Explore")
     page.get_by_text("Cluster gallery").first.wait_for(timeout=120_000)
-    plot = page.locator(".js-plotly-plot").first
+    plot = page.locator(".st-key-map_chart .js-plotly-plot").first
     plot.wait_for()
     cap = page.get_by_text(re.compile(r"^Cluster 0: [\d,]+ images")).first.inner_text()
     n0 = int(re.search(r"Cluster 0: ([\d,]+) images", cap).group(1).replace(",", ""))
     page.locator("#cluster-grid [data-sample-id]").first.wait_for()
     page.wait_for_function(f"() => document.querySelectorAll('#cluster-grid [data-sample-id]').length == {min(60, n0)}")
     shot(page, "4-explore")
+
+    # Hover a real point: the preview beside the map shows exactly that sample's image. The first
+    # hover can come before the preview's listeners attach to a just-drawn chart, so hover again,
+    # as a person moving the mouse would, a few times at most.
+    for _attempt in range(5):
+        hover_on_map(page, plot)
+        hovered = page.evaluate(HOVERED_IN_PLOTLY)
+        assert hovered, "plotly reports no hovered point"
+        preview = page.locator(f'.cl-hover img[data-sample-id="{hovered}"]')
+        try:
+            preview.wait_for(timeout=6_000)
+            break
+        except PlaywrightTimeout:
+            page.mouse.move(1, 1)
+    else:
+        raise AssertionError(f"the preview never showed the hovered sample {hovered}")
+    assert preview.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator(".cl-hover img").count() == 1
+    page.locator(".cl-hover").screenshot(path=str(ARTIFACTS / "4b-hover-preview.png"))
+    shot(page, "4c-hover")
+    page.mouse.move(1, 1)   # leave the map so the lasso starts clean
 
     # Lasso a region around the middle of the map.
     box = plot.locator(".nsewdrag").first.bounding_box()

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.data.arrays import make_array_dataset
 from core.errors import ClusterLensError, DataError
-from ui import figures, gallery
+from ui import figures, gallery, hover_preview
 from ui.jobs import Job
 from ui.settings import Settings, allowed_folder
 from ui.uploads import Upload, save_uploads
@@ -60,6 +61,25 @@ def test_scatter_carries_ids_in_customdata_and_selection_reads_them() -> None:
                                       {"curve_number": 1, "point_index": 0, "customdata": "s/0"}],
                            "point_indices": [0, 0]}}
     assert gallery.selected_ids(event) == ["s/1", "s/0"]
+
+
+def test_hover_preview_sends_one_image_for_the_hovered_id_only() -> None:
+    images = np.zeros((3, 8, 8), np.uint8)
+    images[1, 2:6, 3] = 255
+    ds = make_array_dataset("t", images, np.array([0, 1, 0]), ["a", "b"], [("s", 3)])
+    index = {sid: i for i, sid in enumerate(ds.ids)}
+    labels, conf = np.array([2, 0, 1]), np.array([0.5, 0.25, 1.0])
+
+    def describe(r: int) -> str:
+        return gallery.describe(r, labels, conf, ds.ids, ds.class_names, ds.labels)
+
+    data = hover_preview.preview_data(ds, index, "s/1", describe, "#chart")
+    assert data["id"] == "s/1" and data["chart"] == "#chart"
+    assert data["src"].startswith("data:image/png;base64,")
+    assert data["caption"] == "s/1 · cluster 0 · confidence 0.25 · true class b"
+    for unknown in (None, "", "nope"):   # nothing hovered yet, or an id of another dataset
+        assert hover_preview.preview_data(ds, index, unknown, describe, "#chart") == {
+            "chart": "#chart", "id": None, "src": None, "caption": hover_preview.HINT}
 
 
 def test_job_reports_progress_finishes_fails_and_stops() -> None:
