@@ -93,3 +93,29 @@ def test_trained_algorithms_run_through_the_same_pipeline(tmp_path, algo, params
     with Store(tmp_path) as st:
         run = st.run(res.run_id)
         assert run["algo"] == algo and run["status"] == "done" and len(run["history"]) == 3
+
+
+def test_bad_runs_leave_earlier_work_in_the_workspace_intact(tmp_path):
+    from PIL import Image
+
+    good = run_pipeline(digits_cfg(tmp_path))
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(one / "only.png")
+    with pytest.raises(ParameterError, match=r"k=2 is larger than the number of images \(1\)"):
+        run_pipeline(RunConfig(data=DataConfig(str(one)), features=FeatureConfig(backbone="pixels"),
+                               cluster=ClusterConfig(k=2), map=MapConfig(method="none"), workspace=str(tmp_path)))
+    with pytest.raises(ClusterLensError, match="no images found"):
+        run_pipeline(RunConfig(data=DataConfig(str(_empty(tmp_path))), features=FeatureConfig(backbone="pixels"),
+                               cluster=ClusterConfig(k=2), map=MapConfig(method="none"), workspace=str(tmp_path)))
+    with Store(tmp_path) as st:
+        assert [r["id"] for r in st.runs()] == [good.run_id]
+        assert st.run(good.run_id)["status"] == "done"
+        assert st.assignments(good.run_id)[0].tolist() == good.labels.tolist()
+    assert (tmp_path / good.artifacts["labels_csv"]).exists()
+
+
+def _empty(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    return d
