@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list the runs in a workspace")
     runs.add_argument("--workspace", default=None)
     runs.add_argument("--json", action="store_true")
+    ex = sub.add_parser("export", help="export a run's current labels (with corrections) as csv, json or folders")
+    ex.add_argument("--workspace", default=None)
+    ex.add_argument("--run", type=int, required=True, help="run id (see `python -m core runs`)")
+    ex.add_argument("--format", required=True, choices=["csv", "json", "imagefolder"])
+    ex.add_argument("--out", required=True, help="a file (csv, json) or an empty folder (imagefolder)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing file / earlier export")
+    ex.add_argument("--link", action="store_true", help="imagefolder: symlink the images instead of copying")
+    ex.add_argument("--json", action="store_true", help="print the export summary as JSON")
     return p
 
 
@@ -216,8 +224,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import export_run
+    from core.store import Store
+
+    with Store(workspace_dir(args.workspace)) as store:
+        summary = export_run(store, args.run, args.format, args.out, overwrite=args.overwrite, link=args.link)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"exported run {args.run}: {summary['n_samples']} samples in {summary['clusters']} clusters "
+              f"({summary['n_corrected']} corrected) to {summary['path']}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
-            "backbones": cmd_backbones, "runs": cmd_runs}
+            "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

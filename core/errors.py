@@ -30,3 +30,8 @@ class TrainingError(ClusterLensError):
 
 class Cancelled(ClusterLensError):
     """The person stopped the work; nothing half-done is saved or shown as finished."""
+
+
+class StaleEditError(ClusterLensError):
+    """An edit quoted an older version of a run than the database holds: someone (another tab,
+    another process) edited it since. Nothing was written; reload and redo the edit."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.errors import WorkspaceError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "clusterlens.db"
 
 _SCHEMA = """
@@ -87,6 +87,46 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 
+# Schema 2: review and corrections. Append-only: nothing here is ever updated or deleted (except by
+# deleting the run). An *edit* is one user action (a 500-sample move is one edit); its id is the
+# run's version for optimistic concurrency. Undo and redo are edits too, naming the edit they
+# revert or re-apply, so the whole history can be replayed.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS edits (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,   -- the batch id; max per run = its version
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    op           TEXT NOT NULL CHECK (op IN ('move', 'outlier', 'merge', 'split', 'rename', 'undo', 'redo')),
+    target       INTEGER REFERENCES edits(id),        -- undo / redo: the edit reverted or re-applied
+    detail       TEXT,                                -- JSON: what the person asked for
+    created_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edits_run ON edits (run_id, id);
+CREATE TABLE IF NOT EXISTS corrections (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    edit_id      INTEGER NOT NULL REFERENCES edits(id) ON DELETE CASCADE,
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,
+    sample_id    TEXT NOT NULL,
+    from_cluster INTEGER NOT NULL,                    -- -1 = outlier
+    to_cluster   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS corrections_run ON corrections (run_id, edit_id);
+CREATE INDEX IF NOT EXISTS corrections_sample ON corrections (run_id, idx);
+CREATE TABLE IF NOT EXISTS cluster_names (
+    edit_id      INTEGER NOT NULL REFERENCES edits(id) ON DELETE CASCADE,
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    cluster      INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    previous     TEXT
+);
+CREATE TABLE IF NOT EXISTS reviewed (
+    run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key          TEXT NOT NULL,                       -- 'cluster:3' or a page key
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+"""
+
 
 class Store:
     """Open (creating if needed) the workspace at ``root``."""
@@ -117,9 +157,15 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if version < SCHEMA_VERSION:
-                # One transaction: a crash mid-creation leaves the old (empty) version behind.
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                # One transaction: a crash mid-creation or mid-migration (1 -> 2 adds the review
+                # tables; runs are kept) leaves the old version behind, whole.
+                try:
+                    self._db.executescript(
+                        f"BEGIN IMMEDIATE; {_SCHEMA} {_SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
         except sqlite3.OperationalError as e:
             raise WorkspaceError(f"cannot write the workspace database {self.path} ({e}); "
                                  "is the folder read-only? Choose another with --workspace") from None
@@ -268,6 +314,77 @@ class Store:
                                 (run_id,)).fetchall()
         arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
         return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.float32)
+
+    def samples(self, dataset_id: int) -> tuple[list[str], list[str | None]]:
+        """(sample ids, paths) of a dataset, in row order."""
+        rows = self._db.execute("SELECT sample_id, path FROM samples WHERE dataset_id=? ORDER BY idx",
+                                (dataset_id,)).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    # -- review: edits, corrections, names, reviewed ---------------------------------------
+    def run_version(self, run_id: int) -> int:
+        """The id of the run's last edit (0 when none): what a caller must quote to edit."""
+        row = self._db.execute("SELECT MAX(id) FROM edits WHERE run_id=?", (run_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def append_edit(self, run_id: int, op: str, *, expected_version: int,
+                    corrections: Sequence[tuple[int, str, int, int]] = (),
+                    target: int | None = None, detail: dict[str, Any] | None = None,
+                    name: tuple[int, str, str | None] | None = None) -> int:
+        """Append one edit (and its per-sample rows / rename row) if nobody wrote since
+        ``expected_version``; returns the new version. Committed with synchronous=FULL before it
+        returns. ``corrections``: (idx, sample_id, from_cluster, to_cluster) rows."""
+        from core.errors import StaleEditError
+
+        with self.transaction() as db:
+            current = self.run_version(run_id)
+            if current != expected_version:
+                raise StaleEditError(
+                    f"run {run_id} was edited elsewhere (another tab or process) since you loaded it "
+                    f"(version {expected_version}, now {current}); reload the review and redo this edit")
+            cur = db.execute("INSERT INTO edits (run_id, op, target, detail, created_at) VALUES (?,?,?,?,?)",
+                             (run_id, op, target, json.dumps(detail, default=_json_default) if detail else None,
+                              time.time()))
+            edit_id = int(cur.lastrowid)
+            if corrections:
+                db.executemany(
+                    "INSERT INTO corrections (edit_id, run_id, idx, sample_id, from_cluster, to_cluster) "
+                    "VALUES (?,?,?,?,?,?)",
+                    ((edit_id, run_id, int(i), sid, int(a), int(b)) for i, sid, a, b in corrections))
+            if name is not None:
+                db.execute("INSERT INTO cluster_names (edit_id, run_id, cluster, name, previous) VALUES (?,?,?,?,?)",
+                           (edit_id, run_id, int(name[0]), name[1], name[2]))
+        return edit_id
+
+    def edits(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, op, target, detail, created_at FROM edits WHERE run_id=? ORDER BY id",
+                          (run_id,))
+        for r in rows:
+            r["detail"] = json.loads(r["detail"]) if r["detail"] else None
+        return rows
+
+    def corrections(self, run_id: int) -> np.ndarray:
+        """(M, 4) int64 array of (edit_id, idx, from_cluster, to_cluster), in log order."""
+        rows = self._db.execute("SELECT edit_id, idx, from_cluster, to_cluster FROM corrections "
+                                "WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+
+    def sample_corrections(self, run_id: int, idx: int) -> list[dict[str, Any]]:
+        return self.query("SELECT c.edit_id, e.op, c.from_cluster, c.to_cluster, e.created_at FROM corrections c "
+                          "JOIN edits e ON e.id = c.edit_id WHERE c.run_id=? AND c.idx=? ORDER BY c.id",
+                          (run_id, idx))
+
+    def name_records(self, run_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT edit_id, cluster, name, previous FROM cluster_names WHERE run_id=? "
+                          "ORDER BY edit_id", (run_id,))
+
+    def mark_reviewed(self, run_id: int, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO reviewed (run_id, key, created_at) VALUES (?,?,?)",
+                       (run_id, key, time.time()))
+
+    def reviewed_keys(self, run_id: int) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT key FROM reviewed WHERE run_id=?", (run_id,))}
 
 
 def _json_default(o: Any) -> Any:
