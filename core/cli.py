@@ -124,6 +124,12 @@ def _progress_printer(quiet: bool):
     return progress
 
 
+def _emit(args: argparse.Namespace, summary: Any, text: str) -> int:
+    """--json: the summary as one JSON line (scripts read the last line); else a sentence."""
+    print(json.dumps(summary) if args.json else text)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from core.pipeline import run_pipeline
 
@@ -174,12 +180,8 @@ def cmd_train_backbone(args: argparse.Namespace) -> int:
                              progress=progress, init_checkpoint=args.init, n_clusters=args.k, name=args.name)
     summary = {"name": trained.name, "path": str(trained.path), "epochs": len(trained.history),
                "final_loss": trained.history[-1]["loss"] if trained.history else None}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"saved backbone {trained.name!r} ({trained.path}); use it with "
-              f"`python -m core run --backbone {trained.name} --workspace {ws} ...`")
-    return 0
+    return _emit(args, summary, f"saved backbone {trained.name!r} ({trained.path}); use it with "
+                                f"`python -m core run --backbone {trained.name} --workspace {ws} ...`")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -230,12 +232,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with Store(workspace_dir(args.workspace)) as store:
         summary = export_run(store, args.run, args.format, args.out, overwrite=args.overwrite, link=args.link)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"exported run {args.run}: {summary['n_samples']} samples in {summary['clusters']} clusters "
-              f"({summary['n_corrected']} corrected) to {summary['path']}")
-    return 0
+    return _emit(args, summary, f"exported run {args.run}: {summary['n_samples']} samples in "
+                                f"{summary['clusters']} clusters ({summary['n_corrected']} corrected) "
+                                f"to {summary['path']}")
 
 
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,

@@ -215,7 +215,7 @@ class Store:
                                (source, dataset.fingerprint)).fetchone()
         if row:
             return int(row[0])
-        labels = dataset.labels if dataset.labels is not None else None
+        labels = dataset.labels
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO datasets (source, name, fingerprint, n_samples, has_labels, class_names, "

@@ -61,18 +61,6 @@ def test_database_is_wal_and_versioned(tmp_path):
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_newer_database_is_refused_and_left_untouched(tmp_path):
-    db = sqlite3.connect(tmp_path / DB_NAME)
-    db.execute("CREATE TABLE future (x)")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    db.commit()
-    db.close()
-    before = (tmp_path / DB_NAME).read_bytes()
-    with pytest.raises(WorkspaceError, match="newer ClusterLens"):
-        Store(tmp_path)
-    assert (tmp_path / DB_NAME).read_bytes() == before
-
-
 def test_not_a_database_gives_clear_message(tmp_path):
     (tmp_path / DB_NAME).write_text("hello, I am a text file" * 100)
     with pytest.raises(WorkspaceError, match="not a ClusterLens database"):
