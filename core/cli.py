@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--overwrite", action="store_true", help="replace an existing file / earlier export")
     ex.add_argument("--link", action="store_true", help="imagefolder: symlink the images instead of copying")
     ex.add_argument("--json", action="store_true", help="print the export summary as JSON")
+    rt = sub.add_parser("retrain", help="train DAC or RUC again with a run's corrections held fixed (a new run)")
+    rt.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
+    rt.add_argument("--run", type=int, required=True, help="the reviewed run (see `python -m core runs`)")
+    rt.add_argument("--algo", default=None, choices=["ruc", "dac"],
+                    help="default: the run's own when it is dac or ruc, else ruc")
+    rt.add_argument("--epochs", type=int, default=None, help="training epochs (default: as the run had)")
+    rt.add_argument("--seed", type=int, default=None, help="default: the run's seed")
+    rt.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
+                    help="algorithm option, repeatable (e.g. --param lr=0.01)")
+    rt.add_argument("--json", action="store_true", help="print the new run's summary as JSON on the last line")
     return p
 
 
@@ -143,6 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         workspace=str(workspace_dir(args.workspace)),
     )
     result = run_pipeline(cfg, progress=_progress_printer(quiet=False))
+    return _report_run(args, result, cfg.workspace)
+
+
+def _report_run(args: argparse.Namespace, result: Any, workspace: str) -> int:
+    """What `run` and `retrain` print: skipped files on stderr; the summary (JSON or text)."""
     summary = result.summary()
     if result.dataset.skipped:
         print(f"skipped {len(result.dataset.skipped)} file(s):", file=sys.stderr)
@@ -154,13 +169,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         sc = summary["scores"]
-        print(f"run {result.run_id}: {summary['n_samples']} images, {sc['n_clusters']} clusters "
+        parent = f" (retrained from run {summary['parent_run']})" if summary.get("parent_run") else ""
+        print(f"run {result.run_id}{parent}: {summary['n_samples']} images, {sc['n_clusters']} clusters "
               f"({'cached' if result.features_from_cache else 'new'} features)")
         for key in ("acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"):
             if sc.get(key) is not None:
                 print(f"  {key:18s} {sc[key]:.4f}")
-        print(f"  labels: {cfg.workspace}/{summary['artifacts']['labels_csv']}")
+        print(f"  labels: {workspace}/{summary['artifacts']['labels_csv']}")
     return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from core.retrain import retrain
+
+    ws = workspace_dir(args.workspace)
+    params = dict(args.param)
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    result = retrain(ws, args.run, algo=args.algo, params=params or None, seed=args.seed,
+                     progress=_progress_printer(quiet=False))
+    return _report_run(args, result, str(ws))
 
 
 def cmd_train_backbone(args: argparse.Namespace) -> int:
@@ -238,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
-            "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export}
+            "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export, "retrain": cmd_retrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ Formats: ``csv`` and ``json`` (sample id, path, cluster, cluster name, corrected
 An export never clobbers silently: an existing file or a non-empty folder is refused unless
 ``overwrite=True``, and with ``allowed_roots`` given a path outside them is refused. Files are
 written to a temporary name and renamed into place, so a crash leaves no half-written export.
-:func:`read_labels_csv` reads a CSV export back.
+:func:`read_labels_csv` and :func:`read_labels_json` read an export back.
 """
 from __future__ import annotations
 
@@ -84,6 +84,34 @@ def read_labels_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
     except ValueError as e:
         raise DataError(f"{path}: a cluster value is not an integer ({e})") from None
+    return ids, np.asarray(labels, dtype=np.int64)
+
+
+def read_labels_json(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(sample ids, (N,) int64 clusters) from a JSON export: ``{"run": …, "samples": [{"sample_id":
+    …, "cluster": …, …}, …]}`` (a bare list of such objects is read too)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON ({e}); is it a ClusterLens JSON export?") from None
+    rows = doc.get("samples") if isinstance(doc, dict) else doc
+    if not isinstance(rows, list):
+        raise DataError(f"{path} is not a ClusterLens labels JSON (needs a \"samples\" list)")
+    ids, labels = [], []
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict) or "sample_id" not in row or "cluster" not in row:
+            raise DataError(f"{path}: sample {n} lacks sample_id or cluster; is it a ClusterLens JSON export?")
+        c = row["cluster"]
+        if isinstance(c, bool) or not isinstance(c, int | str):
+            raise DataError(f"{path}: sample {row['sample_id']!r} has cluster {c!r}, not an integer")
+        try:
+            labels.append(int(c))
+        except ValueError:
+            raise DataError(f"{path}: sample {row['sample_id']!r} has cluster {c!r}, not an integer") from None
+        ids.append(str(row["sample_id"]))
     return ids, np.asarray(labels, dtype=np.int64)
 
 

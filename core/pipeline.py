@@ -6,6 +6,7 @@ on its own (the app caches them separately), and each takes the seed from the co
 from __future__ import annotations
 
 import csv
+import errno
 import inspect
 import json
 import time
@@ -20,7 +21,7 @@ from core.cluster.base import BaseClusterer
 from core.cluster.registry import clusterer_class
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.data.base import ImageDataset
-from core.errors import Cancelled, ParameterError
+from core.errors import Cancelled, ParameterError, WorkspaceError
 from core.store import Store
 
 # progress(stage, fraction in [0, 1], message)
@@ -41,11 +42,13 @@ class RunResult:
     map_2d: np.ndarray | None
     artifacts: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    parent_run: int | None = None      # a retrained run: the reviewed run it came from
 
     def summary(self) -> dict[str, Any]:
-        """The one JSON object `python -m core run --json` prints."""
+        """The one JSON object `python -m core run --json` (and `retrain --json`) prints."""
         return {
             "run_id": self.run_id,
+            **({"parent_run": self.parent_run} if self.parent_run is not None else {}),
             "dataset": self.dataset.name,
             "n_samples": len(self.dataset),
             "skipped": [{"id": s.id, "reason": s.reason} for s in self.dataset.skipped],
@@ -144,7 +147,7 @@ def build_clusterer(cfg: ClusterConfig, *, device: str = "auto") -> BaseClustere
 
 def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
             dataset: ImageDataset | None = None, eval_labels: np.ndarray | None = None,
-            fixed_labels: np.ndarray | None = None,
+            fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
             callback: Callable[[dict[str, Any]], bool | None] | None = None,
             space: np.ndarray | None = None) -> tuple[BaseClusterer, np.ndarray]:
     """Fit the configured clusterer. Returns (fitted estimator, the space it clustered in).
@@ -152,6 +155,8 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
     ``eval_labels`` (ground truth) only reaches history records for display; ``fixed_labels``
     are a person's corrections (-1 = not corrected), honoured by DAC and RUC. ``space`` is the
     already reduced features when the caller has them (see :func:`clustering_space`).
+    ``initial_labels`` (RUC only): the clustering to refine, instead of a fresh run of its
+    ``initial`` clusterer (retraining passes the reviewed labels).
     """
     X = clustering_space(features, cfg) if space is None else space
     est = build_clusterer(cfg, device=device)
@@ -171,7 +176,10 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
 
         size = int(cfg.params.get("image_size", 0)) or _native_size(dataset)
         inputs = images_as_array(dataset, size)
-    if cfg.algo == "ruc":
+    if cfg.algo == "ruc" and initial_labels is not None:
+        kwargs["initial_labels"] = np.asarray(initial_labels, dtype=np.int64)
+        kwargs["embedding"] = X
+    elif cfg.algo == "ruc":
         # RUC refines an initial clustering of the (reduced) features; its metric selector
         # votes in that same space.
         initial = ClusterConfig(algo=est.initial, k=cfg.k, metric=cfg.metric, seed=cfg.seed,
@@ -216,6 +224,23 @@ def make_map(features: np.ndarray, cfg: MapConfig) -> np.ndarray | None:
 
 # -- the whole run ------------------------------------------------------------------------
 
+@dataclass
+class Inputs:
+    """What a run clusters: the opened dataset and its (cached) features, recorded in the store."""
+
+    dataset: ImageDataset
+    dataset_id: int
+    features: np.ndarray
+    from_cache: bool
+    feature_key: str
+    feature_set_id: int
+
+
+# finish(labels, confidence) -> (labels, confidence, extra config): a caller's last word on the
+# estimator's result before it is scored and saved (retraining re-applies held corrections here)
+Finish = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+
+
 def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
                  should_stop: ShouldStop | None = None, dataset: ImageDataset | None = None) -> RunResult:
     """Run every step and record the run in the workspace; see module docstring.
@@ -228,43 +253,71 @@ def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
     seconds: dict[str, float] = {}
     store = Store(cfg.workspace)
     try:
-        t = time.perf_counter()
-        say("data", 0.0, f"opening {cfg.data.source}")
-        if dataset is None:
-            dataset = load_dataset(cfg.data, cfg.workspace)
-        if cfg.cluster.k > len(dataset):
-            raise ParameterError(f"k={cfg.cluster.k} is larger than the number of images ({len(dataset)}): "
-                                 f"choose k ≤ {len(dataset)}")
-        ds_id = store.upsert_dataset(dataset, cfg.data.source)
-        seconds["data"] = time.perf_counter() - t
-        say("data", 1.0, f"{len(dataset)} images, {len(dataset.skipped)} skipped")
-
-        t = time.perf_counter()
-        feats, from_cache, key, fpath = compute_features(dataset, cfg.features, cfg.workspace,
-                                                         progress=say, should_stop=stop)
-        fs_id = store.record_features(ds_id, key, cfg.features.backbone, cfg.features.image_size,
-                                      int(feats.shape[1]), fpath)
-        seconds["features"] = time.perf_counter() - t
-        say("features", 1.0, "features reused from the cache" if from_cache else "features extracted")
-        _check_stop(stop)
-
-        run_id = store.start_run(ds_id, fs_id, cfg.cluster.algo, cfg.cluster.k, _plain(asdict(cfg)))
-        try:
-            result = _cluster_and_save(cfg, store, run_id, dataset, feats, from_cache, key, say, stop, seconds)
-        except Cancelled as e:
-            store.fail_run(run_id, str(e), cancelled=True)
-            raise
-        except BaseException as e:
-            store.fail_run(run_id, f"{type(e).__name__}: {e}")
-            raise
-        return result
+        inputs = prepare_inputs(cfg, store, say, stop, seconds, dataset=dataset)
+        return record_run(cfg, store, inputs, say, stop, seconds)
     finally:
         store.close()
 
 
+def prepare_inputs(cfg: RunConfig, store: Store, say: Progress, stop: ShouldStop,
+                   seconds: dict[str, float], *, dataset: ImageDataset | None = None) -> Inputs:
+    """Open the dataset and compute (or reuse) its features; both recorded in ``store``."""
+    t = time.perf_counter()
+    say("data", 0.0, f"opening {cfg.data.source}")
+    if dataset is None:
+        dataset = load_dataset(cfg.data, cfg.workspace)
+    if cfg.cluster.k > len(dataset):
+        raise ParameterError(f"k={cfg.cluster.k} is larger than the number of images ({len(dataset)}): "
+                             f"choose k ≤ {len(dataset)}")
+    ds_id = store.upsert_dataset(dataset, cfg.data.source)
+    seconds["data"] = time.perf_counter() - t
+    say("data", 1.0, f"{len(dataset)} images, {len(dataset.skipped)} skipped")
+
+    t = time.perf_counter()
+    feats, from_cache, key, fpath = compute_features(dataset, cfg.features, cfg.workspace,
+                                                     progress=say, should_stop=stop)
+    fs_id = store.record_features(ds_id, key, cfg.features.backbone, cfg.features.image_size,
+                                  int(feats.shape[1]), fpath)
+    seconds["features"] = time.perf_counter() - t
+    say("features", 1.0, "features reused from the cache" if from_cache else "features extracted")
+    _check_stop(stop)
+    return Inputs(dataset, ds_id, feats, from_cache, key, fs_id)
+
+
+def record_run(cfg: RunConfig, store: Store, inputs: Inputs, say: Progress, stop: ShouldStop,
+               seconds: dict[str, float], *, config_extra: dict[str, Any] | None = None,
+               fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
+               finish: Finish | None = None, map_2d: np.ndarray | None = None) -> RunResult:
+    """Start a run row, cluster, score, map and save; a failure or a stop marks the run so.
+
+    ``config_extra`` is stored next to the config (e.g. ``parent_run``); ``fixed_labels`` /
+    ``initial_labels`` go to the estimator (see :func:`cluster`); ``finish`` post-processes its
+    labels; ``map_2d`` reuses an existing 2-D map instead of computing one.
+    """
+    config = {**_plain(asdict(cfg)), **_plain(config_extra or {})}
+    run_id = store.start_run(inputs.dataset_id, inputs.feature_set_id, cfg.cluster.algo, cfg.cluster.k, config)
+    try:
+        result = _cluster_and_save(cfg, store, run_id, inputs.dataset, inputs.features, inputs.from_cache,
+                                   inputs.feature_key, say, stop, seconds, fixed_labels=fixed_labels,
+                                   initial_labels=initial_labels, finish=finish, map_2d=map_2d)
+        result.parent_run = (config_extra or {}).get("parent_run")
+        return result
+    except Cancelled as e:
+        store.fail_run(run_id, str(e), cancelled=True)
+        raise
+    except BaseException as e:
+        try:
+            store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        except WorkspaceError:
+            pass   # the workspace went read-only: the first error is the one to show
+        raise
+
+
 def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageDataset,
                       feats: np.ndarray, from_cache: bool, feature_key: str, say: Progress,
-                      stop: ShouldStop, seconds: dict[str, float]) -> RunResult:
+                      stop: ShouldStop, seconds: dict[str, float], *,
+                      fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
+                      finish: Finish | None = None, map_2d: np.ndarray | None = None) -> RunResult:
     t = time.perf_counter()
     say("cluster", 0.0, f"{cfg.cluster.algo}, k={cfg.cluster.k}")
 
@@ -275,10 +328,18 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
     truth = dataset.labels if dataset.has_labels else None
     space = clustering_space(feats, cfg.cluster, cache_dir=store.root / "reduced", feature_key=feature_key)
     est, X = cluster(feats, cfg.cluster, device=cfg.features.device, dataset=dataset,
-                     eval_labels=truth, callback=on_epoch, space=space)
+                     eval_labels=truth, fixed_labels=fixed_labels, initial_labels=initial_labels,
+                     callback=on_epoch, space=space)
     _check_stop(stop)
     labels = np.asarray(est.labels_, dtype=np.int64)
     confidence = np.asarray(est.confidence_, dtype=np.float32)
+    extra: dict[str, Any] = {}
+    if finish is not None:
+        labels, confidence, extra = finish(labels.copy(), confidence.copy())
+        labels = np.asarray(labels, dtype=np.int64)
+        confidence = np.asarray(confidence, dtype=np.float32)
+    clean = getattr(est, "clean_mask_", None)
+    unclean = None if clean is None else ~np.asarray(clean, dtype=bool)
     seconds["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -287,15 +348,26 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
     seconds["scores"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    say("map", 0.0, f"2-D map ({cfg.map.method})")
-    map_2d = make_map(feats, cfg.map)
+    if map_2d is None:
+        say("map", 0.0, f"2-D map ({cfg.map.method})")
+        map_2d = make_map(feats, cfg.map)
+    else:
+        say("map", 1.0, "2-D map reused")
     seconds["map"] = time.perf_counter() - t
     _check_stop(stop)
 
-    artifacts = write_artifacts(store.root / "runs" / str(run_id), dataset, labels, confidence,
-                                scores, map_2d)
+    folder = store.root / "runs" / str(run_id)
+    try:
+        artifacts = write_artifacts(folder, dataset, labels, confidence, scores, map_2d, unclean=unclean)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise WorkspaceError(
+                f"the workspace {store.root} is read-only: cannot write {folder} ({e.strerror}); earlier runs "
+                "are intact — choose a writable folder with --workspace") from None
+        raise WorkspaceError(f"cannot write {folder} ({e.strerror}); earlier runs are intact — free some "
+                             "space or choose another folder with --workspace") from None
     history = [_plain(h) for h in getattr(est, "history_", [])]
-    store.finish_run(run_id, labels, confidence, scores, history, artifacts)
+    store.finish_run(run_id, labels, confidence, scores, history, artifacts, config_extra=extra or None)
     say("done", 1.0, f"run {run_id} saved")
     return RunResult(run_id=run_id, dataset=dataset, features=feats, features_from_cache=from_cache,
                      labels=labels, confidence=confidence, scores=scores, history=history,
@@ -304,8 +376,10 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
 
 
 def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, confidence: np.ndarray,
-                    scores: dict[str, Any], map_2d: np.ndarray | None) -> dict[str, str | Path]:
-    """labels.csv (sample id, path, cluster, confidence), scores.json and map.npy."""
+                    scores: dict[str, Any], map_2d: np.ndarray | None, *,
+                    unclean: np.ndarray | None = None) -> dict[str, str | Path]:
+    """labels.csv (sample id, path, cluster, confidence), scores.json, map.npy and — for RUC —
+    unclean.npy ((N,) bool, True = in RUC's unclean set, row-aligned with the dataset's ids)."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str | Path] = {}
     labels_csv = folder / "labels.csv"
@@ -321,6 +395,9 @@ def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, con
     if map_2d is not None:
         np.save(folder / "map.npy", map_2d.astype(np.float32))
         out["map"] = folder / "map.npy"
+    if unclean is not None:
+        np.save(folder / "unclean.npy", np.asarray(unclean, dtype=bool))
+        out["unclean"] = folder / "unclean.npy"
     return out
 
 

@@ -53,6 +53,11 @@ class ReviewSession:
             raise ParameterError(f"run {run_id} has {len(self.base_labels)} assignments for "
                                  f"{len(self.ids)} samples; the workspace is inconsistent")
         self._row = {sid: i for i, sid in enumerate(self.ids)}
+        config = run.get("config") or {}
+        # names a retrained run carried over from its parent (``core.retrain``); renames win
+        self.base_names = {int(c): str(n) for c, n in (config.get("cluster_names") or {}).items()}
+        self.parent_run: int | None = config.get("parent_run")
+        self._unclean: np.ndarray | None | bool = False    # False = not read yet
         self._state = self._load()
 
     # -- reading ---------------------------------------------------------------------------
@@ -84,6 +89,16 @@ class ReviewSession:
         s = self._state
         return np.where(s.touched, s.labels, -1).astype(np.int64)
 
+    @property
+    def unclean_mask(self) -> np.ndarray | None:
+        """(N,) bool, True = in RUC's unclean set, as stored with the run; None when the run has
+        none (not a RUC run). ``review_queue(order="doubtful")`` puts these first by itself."""
+        if self._unclean is False:
+            self._unclean = unclean_mask(self.store, self.run_id)
+            if self._unclean is not None and self._unclean.shape != self.base_labels.shape:
+                self._unclean = None
+        return None if self._unclean is None else self._unclean.copy()
+
     def clusters(self) -> list[int]:
         """Current non-empty clusters (outliers excluded)."""
         self.refresh()
@@ -95,6 +110,12 @@ class ReviewSession:
         out = {c: self._state.names.get(c, f"cluster_{c}") for c in self.clusters()}
         out[OUTLIER] = "outliers"
         return out
+
+    def named_clusters(self) -> dict[int, str]:
+        """Only the clusters that have a name (renamed, or carried over by a retrained run)."""
+        st = self._fresh()
+        current = set(self.clusters())
+        return {c: n for c, n in st.names.items() if c in current}
 
     def new_cluster_id(self) -> int:
         """An id never used in this run: ``move(ids, session.new_cluster_id())`` starts a cluster."""
@@ -234,7 +255,8 @@ class ReviewSession:
                      unclean_mask: np.ndarray | None = None, include_corrected: bool = False) -> np.ndarray:
         """Row indices to show a person, most doubtful first.
 
-        ``order``: "doubtful" (RUC's unclean set first when given, then by the mean of two
+        ``order``: "doubtful" (RUC's unclean set first — ``unclean_mask`` when given, else the
+        one stored with the run (:attr:`unclean_mask`) — then by the mean of two
         percentile ranks: low confidence and, with ``features``, the Mahalanobis outlier score
         within the current cluster), "confidence" (lowest confidence first) or "index".
         Samples already corrected (or marked outliers) are left out unless ``include_corrected``.
@@ -256,6 +278,8 @@ class ReviewSession:
             odd = np.nan_to_num(mahalanobis_outlier_scores(X, st.labels), nan=0.0)
             doubt = (doubt + _pct_rank(odd)) / 2
         key = -doubt
+        if order == "doubtful" and unclean_mask is None:
+            unclean_mask = self.unclean_mask
         if order == "doubtful" and unclean_mask is not None:
             m = np.asarray(unclean_mask, dtype=bool)
             if m.shape != (n,):
@@ -370,7 +394,7 @@ class ReviewSession:
                 last = rev[first]
                 labels[last[:, 1]] = last[:, 3]
                 touched[last[:, 1]] = True
-        names: dict[int, str] = {}
+        names: dict[int, str] = dict(self.base_names)
         applied_set = set(applied)
         for r in self.store.name_records(self.run_id):
             if r["edit_id"] in applied_set:
@@ -378,6 +402,19 @@ class ReviewSession:
         ever.discard(OUTLIER)
         return _State(version=version, labels=labels, touched=touched, ever=ever, names=names,
                       applied=applied, undone=undone)
+
+
+def unclean_mask(store: Store, run_id: int) -> np.ndarray | None:
+    """(N,) bool RUC unclean set stored with run ``run_id`` (True = unclean, row-aligned with the
+    dataset's ids), or None when the run has none (not RUC, or the file is gone / unreadable)."""
+    rel = store.run(run_id)["artifacts"].get("unclean")
+    if not rel:
+        return None
+    try:
+        m = np.load(store.abs(rel), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return np.asarray(m, dtype=bool).reshape(-1)
 
 
 def _pct_rank(x: np.ndarray) -> np.ndarray:

@@ -7,8 +7,11 @@ relative to it, so a workspace folder can be moved as a whole.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -136,14 +139,24 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            if e.errno in _READ_ONLY_ERRNOS:
+                why = f"cannot create the folder ({e.strerror})"
+                raise WorkspaceError(_read_only_message(self.root, why)) from None
             raise WorkspaceError(f"cannot create the workspace folder {self.root}: {e.strerror}; "
                                  "choose another with --workspace or CLUSTERLENS_HOME") from None
         self.path = self.root / DB_NAME
+        # Found out before SQLite touches anything: a read-only folder or database would otherwise
+        # surface as a misleading "unable to open database file" / "not a database" error.
+        why = _why_not_writable(self.root, self.path)
+        if why:
+            raise WorkspaceError(_read_only_message(self.root, why))
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                        check_same_thread=False)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
+            if _is_read_only_error(e):
+                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
             raise WorkspaceError(f"{self.path} is not a ClusterLens database ({e}); "
                                  "point --workspace at another folder") from None
         if version > SCHEMA_VERSION:
@@ -167,7 +180,9 @@ class Store:
                         self._db.execute("ROLLBACK")
                     raise
         except sqlite3.OperationalError as e:
-            raise WorkspaceError(f"cannot write the workspace database {self.path} ({e}); "
+            self._db.close()
+            raise WorkspaceError(_read_only_message(self.root, str(e)) if _is_read_only_error(e) else
+                                 f"cannot write the workspace database {self.path} ({e}); "
                                  "is the folder read-only? Choose another with --workspace") from None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -182,14 +197,34 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; rolled back on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE … COMMIT; rolled back on any exception. A workspace that turned
+        read-only since it was opened raises :class:`WorkspaceError` (nothing was written)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _is_read_only_error(e):
+                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
+            raise
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if _is_read_only_error(e):
+                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
             raise
-        self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if _is_read_only_error(e):
+                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
+            raise
 
     def rel(self, path: str | Path) -> str:
         """Path relative to the workspace when inside it (stored that way), else absolute."""
@@ -270,9 +305,15 @@ class Store:
 
     def finish_run(self, run_id: int, labels: np.ndarray, confidence: np.ndarray,
                    scores: dict[str, Any], history: list[dict[str, Any]],
-                   artifacts: dict[str, str | Path]) -> None:
-        """Write the assignments, scores and artifact paths, and mark the run done — atomically."""
+                   artifacts: dict[str, str | Path], *, config_extra: dict[str, Any] | None = None) -> None:
+        """Write the assignments, scores and artifact paths, and mark the run done — atomically.
+        ``config_extra`` is merged into the run's stored config (what only the result tells,
+        e.g. the cluster names a retrained run carries over)."""
         with self.transaction() as db:
+            if config_extra:
+                row = db.execute("SELECT config FROM runs WHERE id=?", (run_id,)).fetchone()
+                config = {**(json.loads(row[0]) if row and row[0] else {}), **config_extra}
+                db.execute("UPDATE runs SET config=? WHERE id=?", (json.dumps(config, default=_json_default), run_id))
             db.executemany(
                 "INSERT INTO assignments (run_id, idx, cluster, confidence) VALUES (?,?,?,?)",
                 zip([run_id] * len(labels), range(len(labels)), labels.tolist(),
@@ -385,6 +426,42 @@ class Store:
 
     def reviewed_keys(self, run_id: int) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT key FROM reviewed WHERE run_id=?", (run_id,))}
+
+
+_READ_ONLY_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _read_only_message(root: Path, why: str) -> str:
+    return (f"the workspace {root} is read-only: {why}; nothing in it was changed — "
+            "choose a writable folder with --workspace (or CLUSTERLENS_HOME)")
+
+
+def _is_read_only_error(e: sqlite3.Error) -> bool:
+    msg = str(e).lower()
+    return any(s in msg for s in ("readonly", "read-only", "unable to open database file",
+                                  "permission denied"))
+
+
+def _why_not_writable(root: Path, db: Path) -> str | None:
+    """Why ``root`` (and the database in it) cannot be written, or None. Tried for real (a probe
+    file; the database opened for writing, nothing written), not guessed from permission bits."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".clusterlens-write-test-")
+    except OSError as e:
+        if e.errno in _READ_ONLY_ERRNOS:
+            return f"cannot create files in it ({e.strerror})"
+        return None   # something else (full disk, ...): let SQLite report it
+    os.close(fd)
+    os.unlink(probe)
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno in _READ_ONLY_ERRNOS:
+                return f"cannot write {path.name} ({e.strerror})"
+    return None
 
 
 def _json_default(o: Any) -> Any:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,3 +92,50 @@ def test_train_backbone_then_cluster_with_it_by_name(tmp_path):
     assert s["n_samples"] == 300 and s["scores"]["n_clusters"] == 10
     r = cli("run", "--data", "digits", "--backbone", "rotation-nope", "--workspace", ws)
     assert r.returncode == 2 and "efficientnet_lite0" in r.stderr
+
+
+def test_retrain_with_corrections_held_prints_the_new_run(tmp_path, capsys):
+    from core.cli import main
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+    from core.review import ReviewSession
+    from core.store import Store
+
+    ws = tmp_path / "ws"
+    parent = run_pipeline(RunConfig(
+        data=DataConfig("digits", limit=200), features=FeatureConfig(backbone="pixels"),
+        cluster=ClusterConfig(algo="ruc", k=10, reduce="pca:20", params={"epochs": 2, "warmup": 1}),
+        map=MapConfig(method="pca"), workspace=str(ws))).run_id
+    with Store(ws) as store:
+        s = ReviewSession(store, parent)
+        labels = s.current_labels()
+        moved = np.flatnonzero(labels != labels[0])[:4]
+        s.move(moved, int(labels[0]))
+        fixed = s.fixed_labels()
+
+    # as a user runs it: a real subprocess, JSON on the last line
+    r = cli("retrain", "--workspace", str(ws), "--run", str(parent), "--epochs", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["parent_run"] == parent and summary["run_id"] == parent + 1
+    assert summary["n_samples"] == 200 and summary["features_from_cache"] is True
+    assert {"acc", "nmi", "silhouette"} <= set(summary["scores"])
+    assert "4 corrected sample(s) held fixed" in r.stderr
+    with Store(ws) as store:
+        new = store.assignments(summary["run_id"])[0]
+        assert (new[fixed >= 0] == labels[0]).all()
+        assert store.run(summary["run_id"])["config"]["parent_run"] == parent
+        assert store.run(summary["run_id"])["config"]["cluster"]["params"]["epochs"] == 8
+
+    # text output, another algorithm, and the errors (in-process: the same main())
+    capsys.readouterr()
+    assert main(["retrain", "--workspace", str(ws), "--run", str(parent), "--algo", "dac", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run {parent + 2} (retrained from run {parent}): 200 images")
+    assert "acc" in out and "labels:" in out
+    assert main(["retrain", "--workspace", str(ws), "--run", "99"]) == 2
+    assert capsys.readouterr().err.startswith("error: there is no run 99")
+    with pytest.raises(SystemExit) as e:
+        main(["retrain", "--workspace", str(ws), "--run", str(parent), "--algo", "kmeans"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "ruc" in err and "dac" in err

@@ -4,10 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import DataError, ParameterError
-from core.export import export_run, read_labels_csv
+from core.export import export_run, read_labels_csv, read_labels_json
 from core.review import ReviewSession
 from core.store import Store
 from tests.review_helpers import make_run
@@ -39,6 +40,33 @@ def test_csv_and_json_reimport_to_the_same_labels(corrected, tmp_path):
     assert [rows[i]["cluster"] for i in ids] == s.current_labels().tolist()
     assert rows[ids[0]]["cluster_name"] == "cats/dogs" and rows[ids[0]]["corrected"] is True
     assert rows[ids[4]]["cluster_name"] == "outliers" and rows[ids[3]]["corrected"] is False
+
+
+def test_json_export_reads_back_to_the_same_labels_corrections_included(corrected, tmp_path):
+    store, run, ids, s = corrected
+    export_run(store, run, "json", tmp_path / "labels.json")
+    got_ids, got = read_labels_json(tmp_path / "labels.json")
+    assert got_ids == ids and got.dtype == np.int64
+    assert dict(zip(got_ids, got.tolist(), strict=True)) == dict(zip(ids, s.current_labels().tolist(), strict=True))
+    corrected_rows = np.flatnonzero(s.corrected_mask())
+    assert len(corrected_rows) == 3                               # two moves and an outlier, as corrected
+    assert got[corrected_rows].tolist() == [2, 2, -1]
+    # the JSON and CSV exports of the same run agree
+    export_run(store, run, "csv", tmp_path / "labels.csv")
+    csv_ids, csv_labels = read_labels_csv(tmp_path / "labels.csv")
+    assert csv_ids == got_ids and (csv_labels == got).all()
+
+
+@pytest.mark.parametrize("text,why", [("{not json", "not valid JSON"), ('{"run": 1}', "samples"),
+                                      ('{"samples": [{"sample_id": "a"}]}', "lacks sample_id or cluster"),
+                                      ('{"samples": [{"sample_id": "a", "cluster": "x"}]}', "not an integer"),
+                                      ('{"samples": [{"sample_id": "a", "cluster": 1.5}]}', "not an integer")])
+def test_bad_json_is_a_clear_data_error(tmp_path, text, why):
+    (tmp_path / "l.json").write_text(text)
+    with pytest.raises(DataError, match=why):
+        read_labels_json(tmp_path / "l.json")
+    with pytest.raises(DataError, match="cannot read"):
+        read_labels_json(tmp_path / "missing.json")
 
 
 def test_existing_file_refused_without_overwrite(corrected, tmp_path):

@@ -170,6 +170,37 @@ def test_review_queue_doubtful_first_with_outlier_scores_and_unclean_mask(tmp_pa
             s.review_queue(order="random")
 
 
+def test_ruc_run_stores_its_unclean_set_and_the_queue_shows_it_first(tmp_path):
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+    from core.review import unclean_mask
+
+    cfg = RunConfig(data=DataConfig("digits", limit=150), features=FeatureConfig(backbone="pixels"),
+                    cluster=ClusterConfig(algo="ruc", k=10, reduce="pca:20",
+                                          params={"epochs": 2, "warmup": 1, "batch_size": 64}),
+                    map=MapConfig(method="none"), workspace=str(tmp_path))
+    res = run_pipeline(cfg)
+    assert res.artifacts["unclean"] == f"runs/{res.run_id}/unclean.npy"
+    with Store(tmp_path) as store:
+        m = unclean_mask(store, res.run_id)
+        assert m is not None and m.dtype == bool and m.shape == (150,)
+        assert 0 < m.sum() < 150                                   # RUC split the run in two
+        assert store.run(res.run_id)["artifacts"]["unclean"] == res.artifacts["unclean"]
+        s = ReviewSession(store, res.run_id)
+        assert (s.unclean_mask == m).all()
+        q = s.review_queue()                                       # no argument: the stored split is used
+        n_unclean = int(m.sum())
+        assert m[q[:n_unclean]].all() and not m[q[n_unclean:]].any()
+        flipped = ~m                                               # an explicit mask still wins
+        q2 = s.review_queue(unclean_mask=flipped)
+        assert flipped[q2[:int(flipped.sum())]].all()
+        # another order, or a run without RUC, ignores it
+        assert s.review_queue(order="index").tolist() == list(range(150))
+    run, _, _ = make_run(tmp_path / "other")
+    with Store(tmp_path / "other") as store:
+        assert unclean_mask(store, run) is None and ReviewSession(store, run).unclean_mask is None
+
+
 def test_progress_counts_reviewed_current_clusters(ws):
     store, run, ids, base = ws
     s = ReviewSession(store, run)
