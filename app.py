@@ -14,5 +14,6 @@ page = st.navigation([
     st.Page(HERE / "pages" / "features.py", title="Features", icon=":material/memory:"),
     st.Page(HERE / "pages" / "cluster.py", title="Cluster", icon=":material/bubble_chart:"),
     st.Page(HERE / "pages" / "explore.py", title="Explore", icon=":material/travel_explore:"),
+    st.Page(HERE / "pages" / "review.py", title="Review", icon=":material/fact_check:"),
 ])
 page.run()

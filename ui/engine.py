@@ -41,6 +41,23 @@ class FeatureInfo:
     images_per_s: float | None
 
 
+@dataclass(frozen=True)
+class TrainInfo:
+    """What a training job produced: a backbone registered in the workspace under ``name``."""
+
+    data: DataConfig                      # the images it was trained on
+    name: str                             # usable as FeatureConfig.backbone
+    path: str                             # its checkpoint file
+    method: str
+    epochs: int                           # asked for
+    history: tuple[dict[str, Any], ...]   # one engine record per finished epoch
+    stopped: bool                         # stopped early: the last finished epoch's checkpoint is kept
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.history[-1]["loss"])
+
+
 # -- registries (cheap, but they import torch: once per process) -----------------------------
 
 @st.cache_resource(show_spinner=False)
@@ -50,11 +67,24 @@ def demos() -> list[dict[str, Any]]:
     return [d for d in list_datasets() if not d["name"].startswith("torchvision:")]
 
 
-@st.cache_resource(show_spinner=False, ttl=60)
-def backbones() -> list[dict[str, Any]]:
+def backbones(workspace: Path | str | None = None) -> list[dict[str, Any]]:
+    """Built-in backbones, then those trained in ``workspace`` (default: the app's), re-listed as
+    soon as training records a new epoch. A trained backbone's ``default_size`` is None: extraction
+    then uses the size it was trained at (kept in its checkpoint)."""
+    from core.ssl.registry import INDEX, backbones_dir
+    from ui.settings import Settings
+
+    ws = Path(workspace) if workspace is not None else Settings.from_env().workspace
+    index = backbones_dir(ws) / INDEX
+    return _backbones(str(ws), index.stat().st_mtime_ns if index.is_file() else 0)
+
+
+@st.cache_resource(show_spinner=False, ttl=60, max_entries=8)
+def _backbones(workspace: str, index_stamp: int) -> list[dict[str, Any]]:   # stamp: a new index is re-read
     from core.features import list_backbones
 
-    return list_backbones()
+    rows = list_backbones(workspace=workspace)
+    return [{**r, "default_size": None} if r.get("kind") == "trained" else r for r in rows]
 
 
 @st.cache_resource(show_spinner=False, ttl=60)

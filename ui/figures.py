@@ -76,3 +76,22 @@ def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None, names
                       legend=dict(itemsizing="constant"), uirevision="map",
                       xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
     return fig
+
+
+def training_curve(history: Sequence[dict], epochs: int | None = None) -> go.Figure:
+    """Loss per finished epoch (line, left axis) over images/s (bars, right axis); ``epochs``
+    fixes the x range so a live chart does not rescale as it grows."""
+    x = [int(r["epoch"]) for r in history]
+    last = max(epochs or 0, len(x), 1)
+    fig = go.Figure([
+        go.Bar(x=x, y=[float(r.get("images_per_s", 0.0)) for r in history], name="images/s",
+               marker_color="#D0D7E2", hovertemplate="epoch %{x}: %{y:,.0f} images/s<extra></extra>"),
+        # why the loss on the overlaying axis: Plotly draws an overlaying axis's traces on top
+        go.Scatter(x=x, y=[float(r["loss"]) for r in history], name="loss", mode="lines+markers", yaxis="y2",
+                   line=dict(color="#4C78A8", width=2), hovertemplate="epoch %{x}: loss %{y:.4f}<extra></extra>"),
+    ])
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.15),
+                      xaxis=dict(title="epoch", range=[0.5, last + 0.5], dtick=1 if last <= 20 else None),
+                      yaxis=dict(title="images/s", side="right", showgrid=False, rangemode="tozero"),
+                      yaxis2=dict(title="loss", side="left", overlaying="y"))
+    return fig

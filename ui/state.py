@@ -15,7 +15,7 @@ import streamlit as st
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig
 from core.errors import ClusterLensError
 from ui import engine
-from ui.engine import FeatureInfo
+from ui.engine import FeatureInfo, TrainInfo
 from ui.jobs import Job, Work
 from ui.settings import Settings, allowed_folder
 from ui.uploads import Upload, save_uploads
@@ -31,6 +31,43 @@ class Gallery:
     sel_page: int = 1               # page of the map-selection gallery
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """The Features page's "train a backbone" form (defaults: core.ssl.train.train_backbone's)."""
+
+    method: str = "simclr"
+    arch: str = "auto"
+    image_size: int | None = None   # None = the architecture's choice for these images
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float | None = None         # None = the method's default
+    temperature: float = 0.5        # simclr
+    init: str | None = None         # metric: the trained backbone to refine
+    n_clusters: int = 10            # metric: pseudo-label clusters
+    metric_loss: str = "triplet"    # metric
+    margin: float = 0.2             # metric
+    seed: int = 0
+    device: str = "auto"
+    name: str = ""                  # "" = the engine's METHOD-ARCH-DATASET
+
+
+@dataclass
+class Review:
+    """The Review page (ui/review.py writes it); reset when the run under review changes."""
+
+    run_id: int | None = None        # the run these fields belong to
+    view: str = "queue"              # "queue" (most doubtful first) | "cluster"
+    cluster: int = 0                 # the cluster browsed in the "cluster" view (-1 = outliers)
+    page: int = 1
+    selected: list[str] = field(default_factory=list)   # sample ids picked for the next edit
+    pick_ack: float = 0.0            # the tile picker's last click taken in (ui/tile_picker.py)
+    message: str | None = None       # the last edit's confirmation (set after the write returned)
+    error: str | None = None
+    area: str = "edit"               # where message / error show: "edit" (top) | "export" (its tab)
+    confirm: tuple[str, str] | None = None   # (format, path) of an export waiting for "replace"
+    history_id: str | None = None    # the sample whose edits are listed
+
+
 @dataclass
 class AppState:
     data: DataConfig | None = None
@@ -38,6 +75,8 @@ class AppState:
     data_error: str | None = None
     features: FeatureConfig = FeatureConfig(backbone="efficientnet_lite0", image_size=64, device="auto")
     feature_info: FeatureInfo | None = None
+    train: TrainSettings = TrainSettings()
+    trained: TrainInfo | None = None  # the last training's outcome (its backbone is in the workspace)
     cluster: ClusterConfig = ClusterConfig(algo="kmeans", k=10, reduce="pca:50")
     algo_params: dict[str, dict[str, Any]] = field(default_factory=dict)   # per algorithm, edited values
     run_id: int | None = None
@@ -47,6 +86,7 @@ class AppState:
     threshold: float = 0.2           # confidence below this counts as doubtful
     gallery: Gallery = field(default_factory=Gallery)
     selected_ids: list[str] = field(default_factory=list)
+    review: Review = field(default_factory=Review)
     job: Job | None = None
     notice: str | None = None        # one-line outcome of the last job, shown once
     error: str | None = None
@@ -143,6 +183,12 @@ def adopt_finished_job() -> None:
     if job is None or job.running or job.adopted:
         return
     job.adopted = True
+    if job.kind == "train":   # why first: a stopped training keeps a checkpoint, so it is an outcome too
+        # lazy: ui.training imports this module
+        from ui.training import adopt_training
+
+        adopt_training(s, job)
+        return
     if job.status == "cancelled":
         s.notice = f"{job.title} stopped; nothing from it is shown as finished."
         return
@@ -155,11 +201,13 @@ def adopt_finished_job() -> None:
             s.feature_info = info
             s.notice = (f"Features reused from the cache at once ({info.n:,} × {info.dim})." if info.from_cache
                         else f"Features extracted: {info.n:,} × {info.dim} in {info.seconds:.1f} s.")
-    elif job.kind == "cluster":
+    elif job.kind in ("cluster", "retrain"):
         if s.data == job.params.get("data"):
             s.run_id = int(job.result)
             s.gallery = replace(s.gallery, page=1)
             s.selected_ids = []
+            if job.kind == "retrain":
+                s.notice = f"{job.title} finished: this is now run #{s.run_id} (its parent keeps its edits)."
     elif job.kind == "map":
         s.notice = None
 

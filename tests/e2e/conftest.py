@@ -29,8 +29,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("clusterlens-home")
+def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served app's workspace (and allowed root): tests may read its database directly."""
+    return tmp_path_factory.mktemp("clusterlens-home")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_home: Path) -> Iterator[str]:
+    home = app_home
     port = _free_port()
     env = {**os.environ, "CLUSTERLENS_HOME": str(home), "CLUSTERLENS_ALLOWED_ROOTS": str(home),
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
