@@ -20,11 +20,21 @@ def colour(i: int) -> str:
 
 
 def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float) -> go.Figure:
-    """Stacked bars per cluster: confident (≥ threshold) and doubtful samples."""
+    """Stacked bars per cluster: confident (≥ threshold) and doubtful samples.
+
+    Samples a person marked as outliers (label -1, e.g. in a re-trained run) get their own bar.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
     k = int(labels.max()) + 1 if len(labels) else 0
-    total = np.bincount(labels, minlength=k)
-    doubtful = np.bincount(labels[confidence < threshold], minlength=k)
+    keep = labels >= 0
+    total = np.bincount(labels[keep], minlength=k)
+    doubtful = np.bincount(labels[keep & (confidence < threshold)], minlength=k)
     x = [str(c) for c in range(k)]
+    n_out = int((~keep).sum())
+    if n_out:
+        x.append("outliers")
+        total = np.append(total, n_out)
+        doubtful = np.append(doubtful, int((~keep & (confidence < threshold)).sum()))
     fig = go.Figure([
         go.Bar(x=x, y=total - doubtful, name=f"confidence ≥ {threshold:.2f}", marker_color="#4C78A8"),
         go.Bar(x=x, y=doubtful, name="doubtful", marker_color="#F58518"),
@@ -67,7 +77,7 @@ def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None, names
         g = np.zeros(len(xy), dtype=np.int64) if groups is None else groups
         for c in np.unique(g):
             m = g == c
-            label = names[c] if names is not None and 0 <= c < len(names) else str(c)
+            label = "outliers" if c < 0 else names[c] if names is not None and c < len(names) else str(c)
             traces.append(go.Scattergl(
                 x=xy[m, 0], y=xy[m, 1], customdata=ids[m], mode="markers", name=str(label),
                 marker=dict(size=4, color=colour(int(c)) if c >= 0 else "#999999"), hovertemplate=hover))

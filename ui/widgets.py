@@ -160,9 +160,11 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
     st.markdown(f"**Run #{run_id}** — {rec['algo']}, k={rec['k']}, metric {cfg.get('metric', '?')}, "
                 f"reduce {cfg.get('reduce', 'none')}, seed {cfg.get('seed', 0)}")
     score_cards(rec["scores"] or {})
-    sizes = np.bincount(labels, minlength=int(rec["k"]))
+    sizes = np.bincount(labels[labels >= 0], minlength=int(rec["k"]))
+    outliers = int((labels < 0).sum())   # marked by a person, kept out of every cluster
     st.caption(f"{len(sizes)} clusters, sizes {', '.join(str(int(n)) for n in sizes)} "
-               f"(sum {int(sizes.sum()):,}); {int((confidence < threshold).sum()):,} doubtful "
+               f"(sum {int(sizes.sum()):,}){f'; {outliers:,} outliers' if outliers else ''}; "
+               f"{int((confidence < threshold).sum()):,} doubtful "
                f"(confidence < {threshold:.2f})")
     st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold), key=f"{key}_sizes")
     matrix = (rec["scores"] or {}).get("confusion")

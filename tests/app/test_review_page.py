@@ -327,6 +327,9 @@ def test_retrain_holds_the_corrections_and_switches_to_the_new_run(reviewing: Ap
     click_tiles(at, picked)
     at.selectbox(key="w_rv_target").select(target).run()
     at.button(key="w_rv_move").click().run()
+    odd = shown_ids(at)[0]                                          # and one marked as an outlier
+    click_tiles(at, [odd])
+    at.button(key="w_rv_outliers").click().run()
 
     at.selectbox(key="w_rv_algo").select("dac").run()
     at.number_input(key="p_dac_epochs").set_value(2).run()        # quick: two epochs on CPU
@@ -344,6 +347,13 @@ def test_retrain_holds_the_corrections_and_switches_to_the_new_run(reviewing: Ap
     assert db(allowed, run)[0][rows].tolist() == [target, target]  # the parent keeps its edits
     assert "0 image(s) corrected" in texts(at)                      # a fresh review of the new run
     assert component_data(at, PICKER)["selected"] == []
+    assert labels[ids.index(odd)] == -1                             # outliers stay out of every cluster
+    # the other pages draw a run that holds outliers (label -1) without tripping over them
+    at.switch_page("pages/cluster.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "; 1 outliers;" in texts(at)
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def test_a_new_session_reopens_the_run_from_the_address_with_its_edits(reviewing: AppTest, allowed: Path) -> None:

@@ -63,6 +63,18 @@ def test_scatter_carries_ids_in_customdata_and_selection_reads_them() -> None:
     assert gallery.selected_ids(event) == ["s/1", "s/0"]
 
 
+def test_outliers_marked_by_a_person_get_their_own_bar_and_trace() -> None:
+    # A re-trained run keeps outliers as -1: they must neither crash bincount nor wrap to a cluster.
+    labels = np.array([0, 0, 1, -1, 2, -1, 1])
+    conf = np.array([0.9, 0.1, 0.8, 1.0, 0.05, 0.1, 0.9])
+    fig = figures.cluster_sizes(labels, conf, threshold=0.2)
+    confident, doubtful = fig.data
+    assert list(confident.x) == ["0", "1", "2", "outliers"]
+    assert list(confident.y) == [1, 2, 0, 1] and list(doubtful.y) == [1, 0, 1, 1]
+    sc = figures.scatter(np.zeros((7, 2)), [str(i) for i in range(7)], labels, ["a", "b", "c"])
+    assert {t.name: len(t.customdata) for t in sc.data} == {"outliers": 2, "a": 2, "b": 2, "c": 1}
+
+
 def test_hover_preview_sends_one_image_for_the_hovered_id_only() -> None:
     images = np.zeros((3, 8, 8), np.uint8)
     images[1, 2:6, 3] = 255
