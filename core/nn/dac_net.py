@@ -3,6 +3,8 @@
 Both end in a batch-normalised layer before the softmax. Why: batch norm forces every output
 unit to vary across the batch, so the network cannot put every sample in one cluster — this is
 what keeps DAC's self-training from collapsing at the start, when all pairs look alike.
+Because those logits have unit scale, ``temperature`` (softmax(logits / T)) sets how sharp the
+label features can be: T = 1 is the paper's softmax; T < 1 makes them nearer one-hot.
 """
 from __future__ import annotations
 
@@ -34,8 +36,10 @@ class DACConvNet(nn.Module):
     probabilities (float32, also under autocast).
     """
 
-    def __init__(self, n_clusters: int, *, in_channels: int = 1, image_size: int = 32, width: int = 64):
+    def __init__(self, n_clusters: int, *, in_channels: int = 1, image_size: int = 32, width: int = 64,
+                 temperature: float = 1.0):
         super().__init__()
+        self.temperature = float(temperature)
         w1, w2 = width, 2 * width
         extra = pools_for(image_size)
         layers: list[nn.Module] = _conv(in_channels, w1)
@@ -54,7 +58,7 @@ class DACConvNet(nn.Module):
         return torch.relu(self.bn(self.fc(h)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(x).float(), dim=1)
+        return torch.softmax(self.logits(x).float() / self.temperature, dim=1)
 
 
 class DACHead(nn.Module):
@@ -63,8 +67,9 @@ class DACHead(nn.Module):
     Input (B, D) float features; output (B, k) softmax probabilities.
     """
 
-    def __init__(self, in_dim: int, n_clusters: int, *, hidden: int = 256):
+    def __init__(self, in_dim: int, n_clusters: int, *, hidden: int = 256, temperature: float = 1.0):
         super().__init__()
+        self.temperature = float(temperature)
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, n_clusters), nn.BatchNorm1d(n_clusters),
@@ -74,7 +79,7 @@ class DACHead(nn.Module):
         return self.net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(x).float(), dim=1)
+        return torch.softmax(self.logits(x).float() / self.temperature, dim=1)
 
 
 @torch.no_grad()

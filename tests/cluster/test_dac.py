@@ -227,3 +227,92 @@ def test_float_and_channels_last_images_accepted():
     est.fit(np.repeat(X.transpose(0, 2, 3, 1), 3, axis=-1))    # (N, H, W, 3) uint8
     assert est.labels_.shape == (len(y),)
     assert torch.is_tensor(torch.as_tensor(est.predict_proba(np.repeat(X.transpose(0, 2, 3, 1), 3, -1))))
+
+
+# -- feature-space defaults: temperature, standardisation, restarts ---------------------------
+
+def test_auto_temperature_and_standardisation_per_input_kind(patterns):
+    X, _ = _blobs()
+    X = X * np.array([1.0, 10.0, 0.1, 1.0], dtype=np.float32)      # very different scales
+    est = DAC(n_clusters=3, epochs=1, device="cpu").fit(X)
+    assert est.model_.temperature == pytest.approx(0.1)
+    _, mean, std, _ = est._prep_stats
+    assert torch.allclose(std, std[0].expand_as(std))               # one scale: geometry kept
+    torch.testing.assert_close(mean, torch.as_tensor(X).mean(0))
+    per_dim = DAC(n_clusters=3, epochs=1, standardize="features", device="cpu").fit(X)
+    assert float(per_dim._prep_stats[2].max() / per_dim._prep_stats[2].min()) > 50
+    imgs, _ = patterns
+    conv = DAC(n_clusters=3, epochs=1, width=8, device="cpu").fit(imgs[:12])
+    assert conv.model_.temperature == 1.0                            # images: the paper's softmax
+    assert DAC(n_clusters=3, epochs=1, width=8, temperature=0.5, device="cpu").fit(imgs[:12]).model_.temperature == 0.5
+
+
+def test_low_temperature_gives_confident_label_features():
+    X, y = _blobs()
+    params = dict(n_clusters=3, epochs=15, batch_size=40, lr=1e-2, augment=0.3, device="cpu")
+    soft = DAC(temperature=1.0, **params).fit(X)
+    sharp = DAC(temperature=0.1, **params).fit(X)
+    assert sharp.confidence_.mean() > soft.confidence_.mean() + 0.1
+    assert sharp.history_[-1]["mean_confidence"] == pytest.approx(sharp.confidence_.mean())
+    assert _acc(y, sharp.labels_) >= 0.95
+
+
+def test_n_init_keeps_the_most_confident_training_and_is_deterministic():
+    X, y = _blobs()
+    params = dict(n_clusters=3, epochs=3, batch_size=40, lr=1e-2, n_init=3, device="cpu", random_state=5)
+    seen = []
+    est = DAC(**params).fit(X, callback=lambda r: seen.append((r["init"], r["epoch"])))
+    assert seen == [(i, e) for i in (1, 2, 3) for e in (1, 2, 3)]
+    assert [r["init"] for r in est.inits_] == [0, 1, 2]
+    confs = [r["mean_confidence"] for r in est.inits_]
+    assert est.best_init_ == int(np.argmax(confs))
+    assert est.confidence_.mean() == pytest.approx(max(confs))
+    assert len(est.history_) == 3 and all(r["init"] == est.best_init_ + 1 for r in est.history_)
+    again = DAC(**params).fit(X, eval_labels=y)
+    assert np.array_equal(again.labels_, est.labels_)
+    assert [r["mean_confidence"] for r in again.inits_] == confs
+    assert np.array_equal(est.predict(X), est.labels_)
+
+
+def test_stop_during_a_later_training_keeps_the_finished_ones():
+    X, _ = _blobs()
+    assert len(DAC(n_clusters=3, epochs=1, device="cpu").fit(X).inits_) == 1      # default: one
+    seen = []
+
+    def cb(rec):
+        seen.append((rec["init"], rec["epoch"]))
+        return not (rec["init"] == 2 and rec["epoch"] == 1)
+
+    est = DAC(n_clusters=3, epochs=2, n_init=3, device="cpu").fit(X, callback=cb)
+    assert seen == [(1, 1), (1, 2), (2, 1)]
+    assert len(est.inits_) == 2 and est.labels_.shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(standardize="zscore"), "standardize='zscore'"),
+        (dict(temperature=0.0), "temperature must be"),
+        (dict(temperature="hot"), "temperature must be"),
+        (dict(n_init=0), "n_init must be"),
+    ],
+)
+def test_new_parameter_errors(params, message):
+    with pytest.raises(ParameterError, match=message):
+        DAC(n_clusters=2, epochs=1, device="cpu", **params).fit(np.zeros((4, 3), np.float32))
+
+
+@torch.no_grad()
+def test_networks_temperature_sharpens_the_softmax():
+    from core.nn.dac_net import DACConvNet, DACHead, init_weights
+
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(0))
+    head = init_weights(DACHead(6, 4, hidden=16), torch.Generator().manual_seed(1)).eval()
+    p1 = head(x)
+    head.temperature = 0.1
+    p01 = head(x)
+    torch.testing.assert_close(p01.sum(1), torch.ones(32))
+    assert torch.equal(p1.argmax(1), p01.argmax(1))
+    assert float(p01.max(1).values.mean()) > float(p1.max(1).values.mean())
+    conv = DACConvNet(3, image_size=16, width=8, temperature=0.5).eval()
+    assert conv(torch.rand(2, 1, 16, 16)).shape == (2, 3) and conv.temperature == 0.5
