@@ -1,132 +1,239 @@
-"""RUC benchmark: how much RUC improves a k-means start, per clean-set strategy.
+"""RUC benchmark: what RUC adds on top of the pipeline's own clustering, per clean-set strategy.
 
-    python bench/bench_ruc.py --dataset fmnist --start pca50 --variant features
-    python bench/bench_ruc.py --dataset digits --start raw --variant images --epochs 30
+One command prints one table (mean and min over seeds; start -> after RUC; split precision):
 
-Prints one table row per strategy: the starting ACC, the initial clean split (fraction and
-precision), RUC's final ACC/NMI/ARI and wall time. Ground-truth labels are used only to score
-(Hungarian matching inside the scorer); RUC never sees them except through eval_labels, which
-only fills history records. A CUDA GPU is used when torch.cuda.is_available().
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits            # raw-pixel k-means start
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset fmnist            # lite0@64 -> UMAP-10 -> k-means
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start dac
+
+Starting labels come from ``run_pipeline`` exactly as ``python -m core run`` makes them (same
+features, reduction and seed), so the "start" columns are the pipeline's own figures:
+
+- digits: pixels -> k-means (``--start kmeans``) or pixels -> UMAP-10 -> DAC with the settings
+  tuned in bench_dac.py (``--start dac``). RUC's images variant trains the small ConvNet on the
+  8x8 images; its metric/confidence selectors work in the pipeline's UMAP-10 map of the same
+  pixels (label-free; ``--embedding start`` uses the start's own space instead).
+- fmnist (test set, 10,000): EfficientNet-Lite0 @64 px -> UMAP-10 -> k-means / DAC. RUC's
+  features variant trains MLP heads on the raw pixels (784-d: a second view of the images,
+  not the space the start clustered in; ``--x umap`` / ``--x lite0`` for the others);
+  selectors in the UMAP-10 space the start clustered in.
+
+Ground truth is used only to score: RUC sees it only as ``eval_labels`` (history records), the
+split precision is measured after the fact, and the final labels are the last epoch's (no
+picking the best epoch). Split precision = share of the clean set whose label is right after
+Hungarian matching of all labels to the classes. Each (strategy, seed) fit runs in its own
+process with one thread (``--jobs`` at a time); "seconds" is the wall time of one fit on this
+shared machine. Features, maps and finished fits are cached under ``--workspace`` (default
+.cache/bench_ruc; ``--fresh`` refits).
 """
 from __future__ import annotations
 
 import argparse
-import gzip
+import hashlib
+import json
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.cluster.ruc import RUC, clean_precision  # noqa: E402
-
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-def load(dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, H, W) and labels (scoring only)."""
-    if dataset == "fmnist":
-        with gzip.open(FMNIST / "t10k-images-idx3-ubyte.gz") as f:
-            x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-        with gzip.open(FMNIST / "t10k-labels-idx1-ubyte.gz") as f:
-            y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-        return x, y
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return (d.images * (255 / 16)).round().astype(np.uint8), d.target.astype(np.int64)
+# tuned RUC settings per dataset (see bench/results_ruc.md); --params overrides single keys
+PARAMS = {
+    "digits": dict(input="images", epochs=20, hidden=128, balance="uniform", max_clean=0.7, lambda_u=5.0),
+    "fmnist": dict(input="features", epochs=20, balance="start"),
+}
+DATA = {"digits": "digits", "fmnist": "fashion-mnist"}
 
 
-def acc(y: np.ndarray, p: np.ndarray) -> float:
-    return clean_precision(p, np.ones(len(p), bool), y)
+def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
+    """The pipeline's labels for this seed plus what RUC needs (images, features, UMAP-10 map)."""
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import clustering_space, run_pipeline
+
+    if dataset == "digits":
+        feats = FeatureConfig(backbone="pixels")
+        reduce = "none" if start == "kmeans" else "umap:10"
+    else:
+        feats = FeatureConfig(backbone="efficientnet_lite0", image_size=64)
+        reduce = "umap:10"
+    params: dict = {}
+    if start == "dac":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_dac  # whatever the DAC engineer tuned last
+
+        if hasattr(bench_dac, "DATASETS"):
+            params = dict(bench_dac.DATASETS["digits" if dataset == "digits" else "fashion"].get("dac", {}))
+        else:
+            params = dict(getattr(bench_dac, "FEATURE_PARAMS", {}))
+    cfg = RunConfig(data=DataConfig(DATA[dataset]), features=feats,
+                    cluster=ClusterConfig(algo=start, k=10, seed=seed, reduce=reduce, params=params),
+                    map=MapConfig(method="none"), workspace=ws)
+    # the start labels are kept too: a DAC start costs minutes per seed on a busy CPU
+    saved = Path(ws) / "bench_ruc_starts" / (
+        f"{dataset}-{start}-s{seed}-" + hashlib.sha1(repr(sorted(params.items())).encode()).hexdigest()[:10] + ".npy")
+    t = time.perf_counter()
+    if saved.is_file():
+        r = run_pipeline(cfg.with_(cluster=ClusterConfig(k=10, seed=seed)))   # features only: quick k-means
+        labels = np.load(saved)
+    else:
+        r = run_pipeline(cfg)
+        labels = np.asarray(r.labels, dtype=np.int64)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.save(saved, labels)
+    secs = time.perf_counter() - t
+    key_dir = Path(ws) / "reduced"
+    umap = clustering_space(r.features, ClusterConfig(reduce="umap:10", seed=seed), cache_dir=key_dir,
+                            feature_key=f"{dataset}-{feats.backbone}-{feats.image_size}")
+    return dict(labels=labels, truth=np.asarray(r.dataset.labels),
+                images=r.dataset.native_array(), features=np.asarray(r.features, dtype=np.float32),
+                umap=umap.astype(np.float32), seconds=secs)
 
 
-def embed(x: np.ndarray, how: str, seed: int) -> np.ndarray:
-    flat = x.reshape(len(x), -1).astype(np.float32) / 255.0
-    if how == "raw":
-        return flat
-    from sklearn.decomposition import PCA
-
-    pca = PCA(50, random_state=seed).fit_transform(flat).astype(np.float32)
-    if how == "pca50":
-        return pca
-    import umap  # umap10: UMAP(10) of PCA-50
-
-    return umap.UMAP(n_components=10, random_state=seed).fit_transform(pca).astype(np.float32)
+def _load(path: Path) -> dict:
+    r = json.loads(path.read_text())
+    r["start"], r["final"] = np.array(r["start"]), np.array(r["final"])
+    return r
 
 
-def kmeans(z: np.ndarray, k: int, seed: int) -> np.ndarray:
-    try:
-        from core.cluster.kmeans import KMeans
+def scores(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    from core.metrics import external_scores
 
-        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z).labels_
-    except ImportError:
-        from sklearn.cluster import KMeans as SKMeans
+    s = external_scores(y, p)
+    return np.array([s["acc"], s["nmi"], s["ari"]], dtype=float)
 
-        return SKMeans(k, n_init=10, random_state=seed).fit(z).labels_
+
+def fit_one(job: dict) -> dict:
+    """One RUC fit (in a worker process, one thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from core.cluster.ruc import RUC, clean_precision
+
+    d, strat, seed, params = job["data"], job["strategy"], job["seed"], job["params"]
+    y = d["truth"]
+    if params.get("input") == "images":
+        X = d["images"]
+    elif job["x"] == "pixels":
+        X = d["images"].reshape(len(y), -1).astype(np.float32) / 255.0
+    else:
+        X = d["features"] if job["x"] == "lite0" else d["umap"]
+    emb = d["umap"] if job["embedding"] == "umap" else job["start_space"]
+    t = time.perf_counter()
+    m = RUC(strategy=strat, device="cpu", random_state=seed, **params)
+    m.fit(X, initial_labels=d["labels"], embedding=emb, eval_labels=y)
+    secs = time.perf_counter() - t
+    return dict(strategy=strat, seed=seed, start=scores(y, d["labels"]), final=scores(y, m.labels_),
+                init_frac=float(m.initial_clean_mask_.mean()),
+                init_prec=clean_precision(d["labels"], m.initial_clean_mask_, y),
+                clean_frac=float(m.clean_mask_.mean()), clean_prec=clean_precision(m.labels_, m.clean_mask_, y),
+                seconds=secs, curve=[round(h["acc"], 3) for h in m.history_])
+
+
+def split_row(d: dict, strategy: str, params: dict, embedding: np.ndarray) -> tuple[float, float]:
+    """The initial clean split alone (no training): (fraction, precision). Cheap, so the table
+    shows every strategy's split on every seed even when only some fits were run."""
+    from core.cluster.ruc import RUC, clean_precision
+
+    m = RUC(strategy=strategy, **{k: v for k, v in params.items() if k != "input"})
+    labels = d["labels"]
+    mask, _ = m._initial_split(embedding, labels, int(labels.max()) + 1, np.full(len(labels), -1))
+    return float(mask.mean()), clean_precision(labels, mask, d["truth"])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", choices=["fmnist", "digits"], default="fmnist")
-    ap.add_argument("--start", choices=["raw", "pca50", "umap10"], default="pca50",
-                    help="space k-means runs in for the starting labels")
-    ap.add_argument("--variant", choices=["features", "images"], default="features")
-    ap.add_argument("--features", choices=["raw", "pca50", "umap10"], default="raw",
-                    help="features variant: what the MLP heads see")
-    ap.add_argument("--embedding", choices=["raw", "pca50", "umap10"], default=None,
-                    help="space of the metric selector (default: --start)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=list(PARAMS), default="digits")
+    ap.add_argument("--start", choices=["kmeans", "dac"], default="kmeans")
     ap.add_argument("--strategies", default="confidence,metric,hybrid")
-    ap.add_argument("--upsample", type=int, default=0, help="images variant: resize to this many px")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--params", default="{}", help="extra RUC params as a Python dict literal")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--x", choices=["pixels", "umap", "lite0"], default="pixels",
+                    help="features variant (fmnist): what the MLP heads see: the raw pixels (a second view, "
+                         "not the space the start clustered in), the UMAP-10 map or the lite0 features")
+    ap.add_argument("--embedding", choices=["umap", "start"], default="umap",
+                    help="space of the selectors: the UMAP-10 map, or the space the start clustered in")
+    ap.add_argument("--params", default="{}", help="RUC params overriding the tuned ones, a dict literal")
+    ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
+    ap.add_argument("--workspace", default=".cache/bench_ruc")
+    ap.add_argument("--fresh", action="store_true", help="refit even when a fit is cached")
+    ap.add_argument("--cached-only", action="store_true", help="print the table of the fits already cached")
     a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import ast
 
-    # honour OMP_NUM_THREADS (a shared machine): UMAP/numba imports can reset torch's count
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or max(1, torch.get_num_threads()))
-    x, y = load(a.dataset)
-    spaces: dict[str, np.ndarray] = {}
-
-    def space(name: str) -> np.ndarray:
-        if name not in spaces:
-            spaces[name] = embed(x, name, a.seed)
-        return spaces[name]
-
-    t = time.perf_counter()
-    start = kmeans(space(a.start), 10, a.seed)
-    t_start = time.perf_counter() - t
-    emb = space(a.embedding or a.start)
-    if a.variant == "features":
-        X = space(a.features)
-    else:
-        X = torch.from_numpy(x)[:, None].float() / 255.0
-        if a.upsample:
-            X = torch.nn.functional.interpolate(X, size=a.upsample, mode="bilinear", align_corners=False)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    extra = eval(a.params)  # bench-only convenience: a dict literal from the command line
-
-    print(f"dataset={a.dataset} N={len(y)} start=k-means on {a.start} (ACC {acc(y, start):.3f}, "
-          f"{t_start:.1f}s) variant={a.variant} X={tuple(X.shape)} embedding={a.embedding or a.start} "
-          f"device={dev} threads={torch.get_num_threads()} epochs={a.epochs} params={extra}")
-    print("| strategy | start ACC | init clean frac | init clean prec | final clean frac | final clean prec "
-          "| ACC | NMI | ARI | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    params = {**PARAMS[a.dataset], **ast.literal_eval(a.params)}
+    t0 = time.perf_counter()
+    data = {s: pipeline_start(a.dataset, a.start, s, a.workspace) for s in a.seeds}
+    t_start = time.perf_counter() - t0
+    jobs = []
     for strat in a.strategies.split(","):
-        t = time.perf_counter()
-        m = RUC(strategy=strat, epochs=a.epochs, device=dev, random_state=a.seed, **extra)
-        m.fit(X, initial_labels=start, embedding=emb, eval_labels=y,
-              callback=lambda r, s=strat: print(f"  {s} {r}", file=sys.stderr, flush=True))
-        secs = time.perf_counter() - t
-        h = m.history_[-1]
-        init_prec = clean_precision(start, m.initial_clean_mask_, y)
-        print(f"| {strat} | {acc(y, start):.3f} | {m.initial_clean_mask_.mean():.3f} | {init_prec:.3f} "
-              f"| {h['clean_fraction']:.3f} | {h['clean_precision']:.3f} | {h['acc']:.3f} "
-              f"| {h.get('nmi', float('nan')):.3f} | {h.get('ari', float('nan')):.3f} | {secs:.0f} |", flush=True)
+        for s in a.seeds:
+            d = data[s]
+            start_space = d["features"] if (a.dataset == "digits" and a.start == "kmeans") else d["umap"]
+            jobs.append(dict(data=d, strategy=strat, seed=s, params=params, x=a.x, embedding=a.embedding,
+                             start_space=start_space))
+    # every finished fit is kept on disk (keyed by dataset, start, strategy, seed and settings), so
+    # an interrupted run resumes and a finished one re-prints its table at once; --fresh refits
+    cache = Path(a.workspace) / "bench_ruc_fits"
+    cache.mkdir(parents=True, exist_ok=True)
+    tag = hashlib.sha1(repr((sorted(params.items()), a.x, a.embedding)).encode()).hexdigest()[:10]
+
+    def path(j: dict) -> Path:
+        return cache / f"{a.dataset}-{a.start}-{j['strategy']}-s{j['seed']}-{tag}.json"
+
+    results = []
+    todo = []
+    for j in jobs:
+        if path(j).is_file() and not a.fresh:
+            results.append(_load(path(j)))
+        else:
+            todo.append(j)
+    if a.cached_only:
+        todo = []
+    with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        futures = {pool.submit(fit_one, j): j for j in todo}
+        for fut in as_completed(futures):
+            r = fut.result()
+            path(futures[fut]).write_text(json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                                      for k, v in r.items()}))
+            results.append(_load(path(futures[fut])))
+    for r in sorted(results, key=lambda r: (r["strategy"], r["seed"])):
+        print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}; "
+              f"ACC per epoch {r['curve']}", file=sys.stderr)
+
+    start_name = {"digits": {"kmeans": "pixels → k-means", "dac": "pixels → UMAP-10 → DAC"},
+                  "fmnist": {"kmeans": "lite0@64 → UMAP-10 → k-means", "dac": "lite0@64 → UMAP-10 → DAC"}}
+    st = np.array([scores(data[s]["truth"], data[s]["labels"]) for s in a.seeds])
+    print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
+          f"(pipeline, seeds {a.seeds}; {t_start:.0f} s incl. cached features), RUC {params}, "
+          f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}\n")
+    print("| strategy | start ACC mean (min) | → ACC mean (min) | NMI mean (min) | ARI mean (min) "
+          "| init clean: frac, precision mean (min) | final clean: frac, precision | s / fit |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def mm(v: np.ndarray) -> str:
+        return f"{v.mean():.3f} ({v.min():.3f})"
+
+    print(f"| start | {mm(st[:, 0])} | – | {mm(st[:, 1])} | {mm(st[:, 2])} | – | – | – |")
+    for strat in a.strategies.split(","):   # split precision of every strategy on every seed
+        sp = np.array([split_row(data[s], strat, params, next(j for j in jobs if j["seed"] == s)["start_space"]
+                                 if a.embedding == "start" else data[s]["umap"]) for s in a.seeds])
+        print(f"| {strat}: initial split only | – | – | – | – | {sp[:, 0].mean():.2f}, {mm(sp[:, 1])} | – | – |")
+    for strat in a.strategies.split(","):
+        rs = [r for r in results if r["strategy"] == strat]
+        if not rs:
+            print(f"| {strat} | not run yet | | | | | | |")
+            continue
+        f = np.array([r["final"] for r in rs])
+        seeds = sorted(r["seed"] for r in rs)
+        name = strat if seeds == sorted(a.seeds) else f"{strat} (seeds {seeds} only)"
+        print(f"| {name} | {mm(np.array([r['start'][0] for r in rs]))} | **{mm(f[:, 0])}** | {mm(f[:, 1])} "
+              f"| {mm(f[:, 2])} | {np.mean([r['init_frac'] for r in rs]):.2f}, "
+              f"{mm(np.array([r['init_prec'] for r in rs]))} | {np.mean([r['clean_frac'] for r in rs]):.2f}, "
+              f"{mm(np.array([r['clean_prec'] for r in rs]))} | {np.mean([r['seconds'] for r in rs]):.0f} |")
 
 
 if __name__ == "__main__":

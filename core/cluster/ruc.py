@@ -15,6 +15,13 @@ Two input kinds (``input="auto"`` picks by the shape of X):
 - ``"images"``: X (N, H, W) or (N, C, H, W), C in {1, 3}, uint8 or float in [0, 1], 8 px or
   more; a small ConvNet (ResNet-18 above 96 px) trained with ``core.augment`` weak/strong views.
 
+What works (bench/results_ruc.md): the clean set's precision bounds everything, so run the
+selectors in the best label-free map you have (``embedding=``, e.g. UMAP of the features), not
+in a space where the start's mistakes look right; train on a *different view* than the one the
+start clustered in (images, or raw pixels in the features variant); ``balance="uniform"`` when
+the start split one class and merged two others (k-means on digit pixels does), and a small
+unclean weight (``lambda_u`` about 5) for small image sets.
+
 Cluster ids: the ids present in the initial labels (and corrections) are kept; missing ids
 (empty clusters) are skipped and ``labels_`` reuses the original ids. A singleton cluster is
 kept (its one sample stays clean) but may lose or gain members during training.
@@ -35,6 +42,7 @@ from core.errors import ParameterError
 
 STRATEGIES = ("confidence", "metric", "hybrid")
 INPUTS = ("auto", "features", "images")
+BALANCES = ("start", "free", "uniform")
 
 
 class RUC(BaseClusterer):
@@ -65,6 +73,15 @@ class RUC(BaseClusterer):
         temperature: sharpening temperature (MixMatch guesses, co-refined targets).
         mixup_alpha: Beta(alpha, alpha) for mixup.
         lambda_u: weight of the unclean consistency loss.
+        balance: "start" = per-cluster clean quotas and distribution alignment follow the starting
+            cluster sizes; "free" = they follow the networks' current predicted sizes (each kept
+            at >= 1/4 of its starting size), so a class the start split in two can be merged
+            back (but a cluster may also empty out); "uniform" = equal sizes (the equipartition
+            prior of SCAN / SeLa / DAC's balance term): a merged pair must come apart and a split
+            class must give back half, but it fights truly unequal classes.
+        sinkhorn_iters: passes of the distribution alignment (1 = one rescaling; more =
+            Sinkhorn-Knopp, so the predicted sizes really follow the balance prior even when
+            the networks are confident).
         input: "auto" | "features" | "images".
         hidden: MLP width (features) / ConvNet base width is hidden // 8 (images).
         device: "auto" | "cpu" | "cuda[:n]".
@@ -98,6 +115,8 @@ class RUC(BaseClusterer):
         temperature: float = 0.5,
         mixup_alpha: float = 0.75,
         lambda_u: float = 25.0,
+        balance: str = "start",
+        sinkhorn_iters: int = 1,
         input: str = "auto",
         hidden: int = 256,
         device: str = "auto",
@@ -122,6 +141,8 @@ class RUC(BaseClusterer):
         self.temperature = temperature
         self.mixup_alpha = mixup_alpha
         self.lambda_u = lambda_u
+        self.balance = balance
+        self.sinkhorn_iters = sinkhorn_iters
         self.input = input
         self.hidden = hidden
         self.device = device
@@ -193,7 +214,8 @@ class RUC(BaseClusterer):
             strategy=self.strategy, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, smoothing=self.smoothing, temperature=self.temperature,
             mixup_alpha=self.mixup_alpha, lambda_u=self.lambda_u, grow_tau=self.grow_tau,
-            warmup=self.warmup, max_clean=self.max_clean,
+            warmup=self.warmup, max_clean=self.max_clean, balance=self.balance,
+            sinkhorn_iters=self.sinkhorn_iters,
         )
         start = State(labels=labels0, clean=clean0, probs=np.eye(k, dtype=np.float32)[labels0])
         self.history_ = []
@@ -239,6 +261,8 @@ class RUC(BaseClusterer):
         """Every check in one place. Returns (kind, X as a CPU float tensor)."""
         if self.strategy not in STRATEGIES:
             raise ParameterError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        if self.balance not in BALANCES:
+            raise ParameterError(f"unknown balance {self.balance!r}; choose one of: {', '.join(BALANCES)}")
         if self.input not in INPUTS:
             raise ParameterError(f"unknown input {self.input!r}; choose one of: {', '.join(INPUTS)}")
         for name in ("tau", "grow_tau", "max_clean"):
@@ -249,7 +273,7 @@ class RUC(BaseClusterer):
                 f"need 0 <= min_clean <= init_clean <= 1, got min_clean={self.min_clean}, init_clean={self.init_clean}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ParameterError(f"smoothing must be in [0, 1), got {self.smoothing}")
-        for name in ("epochs", "batch_size", "k_neighbors", "hidden"):
+        for name in ("epochs", "batch_size", "k_neighbors", "hidden", "sinkhorn_iters"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.warmup <= self.epochs:
@@ -334,8 +358,14 @@ class RUC(BaseClusterer):
             mask = mask | (fixed_ids >= 0)
         own = probs[np.arange(n), labels]
         # class-balanced: each cluster contributes its best-ranked members, at least min_clean
-        # (a mixed cluster keeps its purest part) and at most init_clean of it
-        score = own if neighbors is None else sel.knn_agreement(neighbors, labels) + 0.01 * own
+        # (a mixed cluster keeps its purest part) and at most init_clean of it. Ranking: the
+        # neighbours' agreement for "metric"; centroid confidence for "confidence" and "hybrid"
+        # (the vote already filtered; in a good embedding such as UMAP nearly every sample's
+        # neighbours agree, so agreement cannot tell a cluster's core from its fringe)
+        if self.strategy == "metric":
+            score = sel.knn_agreement(neighbors, labels) + 0.01 * own
+        else:
+            score = own
         fx = fixed_ids >= 0
         mask = sel.cap_clusters(mask & ~fx, labels, score, self.init_clean)
         mask = sel.fill_clusters(mask, labels, score, self.min_clean) | fx

@@ -45,6 +45,8 @@ class TrainSpec:
     grow_tau: float         # confidence/hybrid: least ensemble confidence for a sample to join the clean set
     warmup: int             # epochs of plain smoothed cross-entropy on the clean set first
     max_clean: float = 0.9  # the clean set grows towards this fraction of the data, never beyond
+    sinkhorn_iters: int = 1  # alignment passes (see align)
+    balance: str = "start"  # per-cluster sizes: the starting ones, the networks' ("free") or equal ("uniform")
 
 
 @dataclass
@@ -178,12 +180,27 @@ def train(
     return state
 
 
-def align(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def align(probs: np.ndarray, prior: np.ndarray, n_iter: int = 1) -> np.ndarray:
     """Distribution alignment: scale each column of ``probs`` (N, k) by ``prior / mean column``
     and renormalise the rows, so the predicted cluster sizes follow ``prior`` (k,) on average
-    and no cluster can swallow the others or fade away."""
-    p = probs * (prior / np.maximum(probs.mean(0), 1e-8))[None]
-    return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+    and no cluster can swallow the others or fade away. ``n_iter > 1`` repeats it
+    (Sinkhorn-Knopp): the column means converge to ``prior`` even when the networks are
+    confident, so the argmax sizes follow it too (one pass barely moves probabilities near 1)."""
+    p = probs
+    for _ in range(max(1, n_iter)):
+        p = p * (prior / np.maximum(p.mean(0), 1e-8))[None]
+        p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+    return p
+
+
+def free_prior(probs: np.ndarray, start_prior: np.ndarray, floor: float = 0.25) -> np.ndarray:
+    """Cluster sizes for ``balance="free"``: the networks' own (argmax counts of ``probs`` (N, k)),
+    each at least ``floor`` times its starting size ``start_prior`` (k,), renormalised. The
+    starting clustering may have split one class in two and merged two others: fixed quotas
+    would keep every such wrong size, while the floor still stops a cluster from vanishing."""
+    own = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
+    p = np.maximum(own, floor * start_prior)
+    return p / p.sum()
 
 
 def clean_quota(epoch: int, spec: TrainSpec, start_fraction: float) -> float:
@@ -200,10 +217,11 @@ def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, 
     """Re-select the clean set from scratch after an epoch (it may shrink as well as grow).
 
     Candidates: both networks predict the same cluster (after distribution alignment to the
-    starting cluster sizes), and the strategy's check holds for that prediction (ensemble
-    confidence >= grow_tau; the embedding neighbours vote for it; or both). Then, per cluster,
-    at most ``quota * prior_c * N`` candidates, the most confident first: the clean set keeps the
-    starting proportions, so no cluster vanishes or swallows another. Labels a person set are
+    cluster sizes ``spec.balance`` names: the starting ones, the networks' own or equal ones),
+    and the strategy's check holds for that prediction (ensemble confidence >= grow_tau; the
+    embedding neighbours vote for it; or both). Then, per cluster,
+    at most ``quota * prior_c * N`` candidates, the most confident first: the clean set keeps
+    those proportions, so no cluster vanishes or swallows another. Labels a person set are
     always clean and always their own target.
     """
     each = predict_each(nets, X, max(256, spec.batch_size), device).numpy()
@@ -211,11 +229,16 @@ def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, 
     if not grow:
         return State(labels=state.labels, clean=state.clean, probs=probs)
     n, k = probs.shape
-    aligned = align(probs, prior)
+    if spec.balance == "free":
+        prior = free_prior(probs, prior)
+    elif spec.balance == "uniform":
+        prior = np.full(k, 1.0 / k)
+    it = spec.sinkhorn_iters
+    aligned = align(probs, prior, it)
     pred = aligned.argmax(1)
     agree = np.ones(n, bool)
     for p in each:
-        agree &= align(p, prior).argmax(1) == pred
+        agree &= align(p, prior, it).argmax(1) == pred
     # the initial split is precise: its samples stay clean with their starting labels unless
     # both networks agree on another cluster
     anchor = start_clean & ~fixed & ~(agree & (pred != start_labels))

@@ -128,6 +128,7 @@ def test_image_variant_smoke():
     ({}, dict(initial_labels=np.zeros(239, int)), "not in the dataset"),
     ({}, dict(fixed_labels=np.full(241, -1)), "not in the dataset"),
     (dict(strategy="best"), {}, "unknown strategy"),
+    (dict(balance="equal"), {}, "unknown balance"),
     ({}, dict(embedding=np.zeros((10, 2))), "embedding"),
 ])
 def test_bad_input(blobs, kwargs, fit_kwargs, match):
@@ -175,8 +176,68 @@ def test_align_and_quota():
     a = align(p, np.array([0.5, 0.5]))
     np.testing.assert_allclose(a.sum(1), 1)
     assert a.mean(0)[1] > p.mean(0)[1] and a[2].argmax() == 1          # the starved column gains
+    confident = np.array([[0.999, 0.001], [0.99, 0.01], [0.95, 0.05], [0.2, 0.8]])
+    assert (align(confident, np.array([0.5, 0.5])).argmax(1) == 1).sum() == 1   # one pass: no move
+    s = align(confident, np.array([0.5, 0.5]), n_iter=200)                   # Sinkhorn-Knopp
+    np.testing.assert_allclose(s.mean(0), [0.5, 0.5], atol=1e-3)
+    assert (s.argmax(1) == 1).tolist() == [False, False, True, True]       # the least sure one moves
     spec = TrainSpec(strategy="metric", epochs=10, batch_size=8, lr=1e-3, weight_decay=0, smoothing=0,
                      temperature=0.5, mixup_alpha=0.75, lambda_u=1, grow_tau=0.5, warmup=2, max_clean=0.9)
     assert clean_quota(2, spec, 0.5) == 0.5
     assert clean_quota(4, spec, 0.5) == pytest.approx(0.7)
     assert clean_quota(6, spec, 0.5) == clean_quota(10, spec, 0.5) == pytest.approx(0.9)
+
+
+def test_free_prior_follows_the_networks_with_a_floor():
+    from core.cluster.ruc_train import free_prior
+
+    start = np.array([0.25, 0.25, 0.5])
+    probs = np.eye(3)[[0] * 6 + [2] * 4]                      # the networks left cluster 1 empty
+    p = free_prior(probs, start, floor=0.2)
+    np.testing.assert_allclose(p.sum(), 1)
+    assert p[1] > 0 and p[1] == pytest.approx(0.05 / 1.05)    # floored at 0.2 * its start size
+    assert p[0] > start[0] and p[2] < start[2]                # ...otherwise the networks' sizes
+
+
+@pytest.fixture(scope="module")
+def merged_and_split():
+    """4 blobs, 240 samples; the start merged blobs 2 and 3 into one cluster and split blob 0
+    into two clusters (ids 0 and 3): the kind of error k-means makes on raw digit pixels."""
+    X, y = make_blobs(240, n_features=8, centers=4, cluster_std=1.0, center_box=(-10, 10), random_state=3)
+    start = y.copy()
+    start[y == 3] = 2
+    zero = np.flatnonzero(y == 0)
+    start[zero[X[zero, 0] > np.median(X[zero, 0])]] = 3
+    return X.astype(np.float32), y, start
+
+
+@pytest.mark.parametrize("balance", ["start", "uniform"])
+def test_uniform_balance_repairs_a_merge_and_a_split(merged_and_split, balance):
+    """Fixed starting quotas keep a wrong cluster structure (start ACC 0.625); the equal-size
+    prior reunites the split class and pulls most of the merged pair apart."""
+    from core.metrics import external_scores
+
+    X, y, start = merged_and_split
+    m = RUC(strategy="hybrid", balance=balance, **{**FAST, "epochs": 12, "warmup": 3})
+    m.fit(X, initial_labels=start)
+    acc = external_scores(y, m.labels_)["acc"]
+    if balance == "uniform":
+        assert acc >= 0.85
+        assert len(np.unique(m.labels_)) == 4
+        assert np.bincount(m.labels_).max() <= 0.45 * len(y)
+    else:
+        assert acc <= 0.8
+
+
+def test_hybrid_ranks_the_initial_split_by_centroid_confidence(blobs):
+    """Within each cluster the initial clean samples are its most central ones."""
+    from core.cluster.ruc_select import centroid_probs
+
+    X, y, noisy = blobs
+    m = RUC(strategy="hybrid", tau=0.3, init_clean=0.3, min_clean=0.3, **{**FAST, "epochs": 1, "warmup": 1})
+    m.fit(X, initial_labels=noisy)
+    own = centroid_probs(X, noisy, 4)[np.arange(len(y)), noisy]
+    for c in range(4):
+        members = noisy == c
+        clean, rest = own[members & m.initial_clean_mask_], own[members & ~m.initial_clean_mask_]
+        assert clean.min() >= np.quantile(rest, 0.5)
