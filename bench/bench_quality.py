@@ -27,9 +27,10 @@ PIPELINES = {
         ("pixels → umap:10 → k-means", FeatureConfig(backbone="pixels"), {"reduce": "umap:10"}),
         ("pixels → umap:5 → k-means (mahalanobis)", FeatureConfig(backbone="pixels"),
          {"reduce": "umap:5", "metric": "mahalanobis"}),
-        # backbones trained on the digits themselves (SimCLR, no labels), seeded per run
-        ("simclr(15 ep) → umap:10 → k-means", "simclr:15", {"reduce": "umap:10"}),
-        ("simclr(40 ep) → umap:10 → k-means", "simclr:40", {"reduce": "umap:10"}),
+        # backbones trained on the digits themselves (SimCLR with the "gentle" views "auto" picks
+        # for 8 px images, no labels), seeded per run; batch 128, temperature 0.5
+        ("simclr(40 ep) → k-means", "simclr:40:128:0.5", {}),
+        ("simclr(40 ep) → umap:10 → k-means", "simclr:40:128:0.5", {"reduce": "umap:10"}),
     ],
     "fashion-mnist": [
         ("pixels → k-means", FeatureConfig(backbone="pixels"), {}),
@@ -43,23 +44,40 @@ PIPELINES = {
 
 
 def train(dataset: str, spec: str, seed: int, ws: str) -> str:
-    """Train a backbone on the dataset's own images (labels unused); returns its registered name."""
+    """Train a backbone on the dataset's own images (labels unused); returns its registered name.
+
+    ``spec``: "METHOD:EPOCHS[:BATCH[:TEMPERATURE]]", e.g. "simclr:40:128:0.5" (train_backbone's
+    defaults for what is left out). A backbone of the same name already in the workspace (same
+    method, dataset, seed, epochs, batch, temperature; e.g. from bench_ssl.py) is reused.
+    """
     from core.data import open_dataset
+    from core.ssl.registry import backbones_dir
     from core.ssl.train import train_backbone
 
-    method, _, epochs = spec.partition(":")
+    method, epochs, *rest = spec.split(":")
+    kw = {}
+    if rest:
+        kw["batch_size"] = int(rest[0])
+    if len(rest) > 1:
+        kw["temperature"] = float(rest[1])
+    name = f"{method}-{dataset}-s{seed}-e{epochs}" + (f"-b{kw['batch_size']}" if rest else "") + \
+        (f"-t{kw['temperature']:g}" if len(rest) > 1 else "")
+    if (backbones_dir(ws) / f"{name}.pt").is_file():
+        print(f"    reusing {name}", flush=True)
+        return name
     ds = open_dataset(dataset, workspace=ws)
-    return train_backbone(ds, method, workspace=ws, epochs=int(epochs), batch_size=128, seed=seed,
-                          name=f"{method}-{dataset}-s{seed}").name
+    return train_backbone(ds, method, workspace=ws, epochs=int(epochs), seed=seed, name=name, **kw).name
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=list(PIPELINES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--workspace", default=None, help="keep (and reuse) trained backbones and features here")
     args = ap.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as ws:
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = args.workspace or tmp
         for name in args.datasets:
             for label, feats, opts in PIPELINES[name]:
                 scores, secs = [], []

@@ -65,10 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--method", required=True, choices=["rotation", "simclr", "metric"])
     tb.add_argument("--arch", default="auto", help="auto | convnet_small | resnet18_small")
     tb.add_argument("--image-size", type=int, default=None)
-    tb.add_argument("--epochs", type=int, default=10)
-    tb.add_argument("--batch-size", type=int, default=256)
+    tb.add_argument("--epochs", type=int, default=None,
+                    help="default: about 560 optimiser steps, at least 10 epochs (40 for the digits)")
+    tb.add_argument("--batch-size", type=int, default=128)
     tb.add_argument("--lr", type=float, default=None)
     tb.add_argument("--temperature", type=float, default=0.5, help="SimCLR's NT-Xent temperature")
+    tb.add_argument("--augment", default="auto", choices=["auto", "standard", "gentle"],
+                    help="SimCLR's views: auto = gentle (no mirror, mild crops) up to 16 px, standard above")
     tb.add_argument("--init", default=None, help="metric: the backbone to refine (trained name or file)")
     tb.add_argument("--k", type=int, default=10, help="metric: clusters for the pseudo-labels")
     tb.add_argument("--name", default=None, help="default: METHOD-ARCH-DATASET")
@@ -204,7 +207,8 @@ def cmd_train_backbone(args: argparse.Namespace) -> int:
 
     trained = train_backbone(dataset, args.method, workspace=ws, arch=args.arch, image_size=args.image_size,
                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             temperature=args.temperature, seed=args.seed, device=args.device,
+                             temperature=args.temperature, augment=args.augment, seed=args.seed,
+                             device=args.device,
                              progress=progress, init_checkpoint=args.init, n_clusters=args.k, name=args.name)
     summary = {"name": trained.name, "path": str(trained.path), "epochs": len(trained.history),
                "final_loss": trained.history[-1]["loss"] if trained.history else None}

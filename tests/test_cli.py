@@ -139,3 +139,19 @@ def test_retrain_with_corrections_held_prints_the_new_run(tmp_path, capsys):
         main(["retrain", "--workspace", str(ws), "--run", str(parent), "--algo", "kmeans"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "ruc" in err and "dac" in err
+
+
+def test_train_backbone_cli_offers_every_engine_method_and_the_engine_defaults():
+    """The CLI's choices and defaults come from the engine, so a user gets what was measured."""
+    import inspect
+
+    from core.cli import build_parser
+    from core.ssl.train import METHODS, train_backbone
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train-backbone"]
+    opts = {a.dest: a for a in sub._actions}
+    assert sorted(opts["method"].choices) == sorted(METHODS.names())
+    engine = inspect.signature(train_backbone).parameters
+    for name in ("epochs", "batch_size", "temperature", "augment"):
+        assert opts[name].default == engine[name].default, name

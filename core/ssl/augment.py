@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["random_resized_crop", "color_jitter", "random_grayscale", "gaussian_blur", "simclr_view",
-           "rotate_all"]
+           "gentle_view", "random_rotate", "rotate_all"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -151,22 +151,60 @@ def gaussian_blur(x: torch.Tensor, *, p: float = 0.5, sigma: tuple[float, float]
 
 
 def simclr_view(x: torch.Tensor, *, generator: torch.Generator, crop_scale: tuple[float, float] = (0.2, 1.0),
-                jitter: float = 0.4, blur_p: float = 0.0) -> torch.Tensor:
-    """One SimCLR view: resized crop + flip, colour jitter (p 0.8), grayscale (p 0.2), blur.
+                jitter: float = 0.4, blur_p: float = 0.0, hflip: bool = True, degrees: float = 0.0) -> torch.Tensor:
+    """One SimCLR view: resized crop (+ mirror when ``hflip``), a rotation up to ``degrees`` when
+    > 0, colour jitter (p 0.8), grayscale (p 0.2), blur (p ``blur_p``).
 
-    Blur is off by default: SimCLR's CIFAR recipe drops it for small images.
+    Blur is off by default: SimCLR's CIFAR recipe drops it for small images. Mirroring and big
+    crops suit photos and clothes; for digits and characters use :func:`gentle_view`.
 
     Args:
         x: (N, C, H, W) float in [0, 1].
     Returns:
         (N, C, H, W) float in [0, 1].
     """
-    x = random_resized_crop(x, scale=crop_scale, generator=generator)
+    x = random_resized_crop(x, scale=crop_scale, hflip=hflip, generator=generator)
+    if degrees > 0:
+        x = random_rotate(x, degrees=degrees, generator=generator)
     x = color_jitter(x, brightness=jitter, contrast=jitter, saturation=jitter, hue=jitter / 4, generator=generator)
     x = random_grayscale(x, generator=generator)
     if blur_p > 0:
         x = gaussian_blur(x, p=blur_p, generator=generator)
     return x
+
+
+def random_rotate(x: torch.Tensor, *, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """Rotate each image about its centre by its own angle from [-degrees, degrees] (bilinear;
+    corners shifted in take the border value, so no black wedges appear on light backgrounds).
+
+    Args:
+        x: (N, C, H, W) float in [0, 1].
+    Returns:
+        (N, C, H, W) float in [0, 1].
+    """
+    n, _, h, w = x.shape
+    ang = _rand(n, -degrees, degrees, generator) * (math.pi / 180.0)
+    cos, sin, a = torch.cos(ang), torch.sin(ang), h / w
+    theta = torch.zeros(n, 2, 3, device=generator.device)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, sin * a
+    theta[:, 1, 0], theta[:, 1, 1] = -sin / a, cos
+    grid = F.affine_grid(theta.to(x.device, torch.float32), list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.clamp_(0.0, 1.0).to(x.dtype)
+
+
+def gentle_view(x: torch.Tensor, *, generator: torch.Generator, crop_scale: tuple[float, float] = (0.5, 1.0),
+                degrees: float = 15.0, jitter: float = 0.4) -> torch.Tensor:
+    """A SimCLR view for tiny images whose orientation matters (digits, characters, icons):
+    a milder crop (most of the glyph stays in view), a small rotation, no mirroring (a mirrored
+    2 is no digit), brightness/contrast jitter, no blur.
+
+    Args:
+        x: (N, C, H, W) float in [0, 1].
+    Returns:
+        (N, C, H, W) float in [0, 1].
+    """
+    return simclr_view(x, generator=generator, crop_scale=crop_scale, jitter=jitter, hflip=False, degrees=degrees)
 
 
 def rotate_all(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,7 @@ class MethodConfig:
     margin: float = 0.2           # metric learning
     n_clusters: int = 10          # metric learning: k of the pseudo-label k-means
     metric_loss: str = "triplet"  # metric learning: "triplet" | "contrastive"
+    augment: str = "auto"         # SimCLR views: "auto" | "standard" | "gentle" (see core.ssl.simclr)
 
 
 @dataclass

@@ -46,6 +46,11 @@ for _m in (Rotation, SimCLR, MetricRefine):
     METHODS.add(_m.name, _m)
 
 WARMUP_FRACTION = 0.05
+# epochs=None: enough epochs for about this many optimiser steps, at least MIN_EPOCHS. 560 steps =
+# 40 epochs of the 1,797 digits at batch 128, where SimCLR's clusters became stable over seeds;
+# 10,000+ images get MIN_EPOCHS (bench/results_ssl.md).
+DEFAULT_STEPS = 560
+MIN_EPOCHS = 10
 WEIGHT_DECAY = 1e-5
 
 
@@ -83,6 +88,11 @@ def _choose(dataset: ImageDataset, arch: str, image_size: int | None,
     return ArchChoice(init.arch, dict(init.arch_params), size)
 
 
+def default_epochs(n_images: int, batch_size: int) -> int:
+    """Epochs for ``epochs=None``: about DEFAULT_STEPS optimiser steps, at least MIN_EPOCHS."""
+    return max(MIN_EPOCHS, math.ceil(DEFAULT_STEPS / max(1, n_images // batch_size)))
+
+
 def _lr_at(step: int, total: int, base: float) -> float:
     """Linear warm-up over the first 5 % of steps, then cosine decay to 0."""
     warm = max(1, int(total * WARMUP_FRACTION))
@@ -99,11 +109,12 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.PathLike, arch: str = "auto",
-                   image_size: int | None = None, epochs: int = 10, batch_size: int = 256,
+                   image_size: int | None = None, epochs: int | None = None, batch_size: int = 128,
                    lr: float | None = None, temperature: float = 0.5, seed: int = 0, device: str = "auto",
                    progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                    init_checkpoint: str | os.PathLike | None = None, margin: float = 0.2,
-                   n_clusters: int = 10, metric_loss: str = "triplet", name: str | None = None) -> TrainedBackbone:
+                   n_clusters: int = 10, metric_loss: str = "triplet", name: str | None = None,
+                   augment: str = "auto") -> TrainedBackbone:
     """Train ``method`` ("rotation" | "simclr" | "metric") on ``dataset``'s images (labels unused).
 
     ``arch``: "auto" (small ConvNet for array datasets up to 64 px, else ResNet-18 at 64 px),
@@ -111,13 +122,16 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
     ``init_checkpoint``: a checkpoint path or a trained backbone's name to start from (required
     by "metric", which refines an existing backbone using k-means pseudo-labels, ``n_clusters``
     clusters, ``metric_loss`` "triplet" | "contrastive" with ``margin``). ``temperature``: SimCLR.
-    ``lr`` None = the method's default (Adam-W, warm-up + cosine decay).
+    ``augment``: SimCLR's views, "auto" (gentle for images up to 16 px, e.g. digits: no mirror,
+    milder crops, small rotations; SimCLR's standard recipe above) | "standard" | "gentle".
+    ``lr`` None = the method's default (Adam-W, warm-up + cosine decay). ``epochs`` None =
+    :func:`default_epochs` (about 560 steps, at least 10 epochs: 40 for the 1,797 digits at batch 128).
     After each epoch: checkpoint saved to ``<workspace>/backbones/<name>.pt``, index updated,
     ``progress(epoch, epochs, record)`` called. ``should_stop()`` is polled between batches; a
     stop keeps the last finished epoch's checkpoint (:class:`TrainingStopped` if there is none).
     """
     cls = METHODS.get(method)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise ParameterError(f"epochs must be an integer >= 1, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ParameterError(f"batch_size must be an integer >= 2 (contrastive losses compare images "
@@ -127,9 +141,12 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
         suggest = max(2, 2 ** int(math.log2(max(2, n // 2))))
         raise ParameterError(f"dataset {dataset.name!r} has {n} images, fewer than batch_size={batch_size}; "
                              f"use batch_size <= {n} (e.g. {suggest}) or add images")
+    if epochs is None:
+        epochs = default_epochs(n, batch_size)
     if temperature <= 0:
         raise ParameterError(f"temperature must be > 0, got {temperature}")
-    meth = cls(MethodConfig(temperature=temperature, margin=margin, n_clusters=n_clusters, metric_loss=metric_loss))
+    meth = cls(MethodConfig(temperature=temperature, margin=margin, n_clusters=n_clusters, metric_loss=metric_loss,
+                            augment=augment))
     init = _init_checkpoint(workspace, init_checkpoint)
     if meth.needs_init and init is None:
         raise ParameterError(f"method {method!r} refines an existing backbone: pass init_checkpoint= a trained "
@@ -207,6 +224,7 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
                 "init": None if init is None else init.path}
         if method == "simclr":
             meta["temperature"] = temperature
+            meta["augment"] = augment
         save_backbone_checkpoint(path, choice.arch, choice.params, backbone, meta)
         record_backbone(ws, {"name": run_name, "method": method, "arch": choice.arch, "dataset": dataset.name,
                              "epochs": epoch, "path": str(path.resolve()), "created": created,

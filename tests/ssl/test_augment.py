@@ -7,8 +7,10 @@ import torch
 from core.ssl.augment import (
     color_jitter,
     gaussian_blur,
+    gentle_view,
     random_grayscale,
     random_resized_crop,
+    random_rotate,
     rotate_all,
     simclr_view,
 )
@@ -19,6 +21,9 @@ AUGS = {
     "gray": lambda x, g: random_grayscale(x, p=0.5, generator=g),
     "blur": lambda x, g: gaussian_blur(x, p=1.0, sigma=(20.0, 40.0), generator=g),
     "simclr": lambda x, g: simclr_view(x, generator=g, blur_p=0.5),
+    "simclr_rot_noflip": lambda x, g: simclr_view(x, generator=g, hflip=False, degrees=20.0),
+    "rotate": lambda x, g: random_rotate(x, degrees=30.0, generator=g),
+    "gentle": lambda x, g: gentle_view(x, generator=g),
 }
 
 
@@ -55,3 +60,30 @@ def test_rotate_all_targets_and_images():
     assert torch.equal(xr[6], torch.rot90(x[0], 3, dims=(1, 2)))
     with pytest.raises(ValueError):
         rotate_all(torch.zeros(1, 1, 3, 4))
+
+
+def test_rotate_zero_degrees_is_identity():
+    x = torch.rand(4, 3, 12, 12)
+    assert torch.allclose(random_rotate(x, degrees=0.0, generator=torch.Generator().manual_seed(0)), x, atol=1e-5)
+
+
+def test_rotate_turns_a_bar():
+    x = torch.zeros(1, 1, 17, 17)
+    x[..., 8, 2:15] = 1.0   # a horizontal bar through the centre
+    y = random_rotate(x.repeat(16, 1, 1, 1), degrees=45.0, generator=torch.Generator().manual_seed(0))
+    off_row = y[..., :8, :].sum((1, 2, 3)) + y[..., 9:, :].sum((1, 2, 3))
+    assert (off_row > 0.5).float().mean() > 0.5    # most copies left the centre row
+
+
+def test_gentle_view_never_mirrors():
+    """A left-heavy image stays left-heavy (SimCLR's standard view flips about half of them)."""
+    x = torch.zeros(64, 1, 16, 16)
+    x[..., 2:14, 1:6] = 1.0
+    g = gentle_view(x, generator=torch.Generator().manual_seed(0))
+    s = simclr_view(x, generator=torch.Generator().manual_seed(0), crop_scale=(0.5, 1.0))
+
+    def left_heavy(v: torch.Tensor) -> torch.Tensor:
+        return v[..., :8].sum((1, 2, 3)) > v[..., 8:].sum((1, 2, 3))
+
+    assert bool(left_heavy(g).all())
+    assert 0.2 < float(left_heavy(s).float().mean()) < 0.8

@@ -159,3 +159,39 @@ def test_registry_listing_dedup_and_lookup(ds, tmp_path):
     c.path.unlink()   # a deleted checkpoint is no longer listed
     assert [r["name"] for r in list_trained_backbones(tmp_path)] == [a.name, a.name + "-2"]
     assert json.loads((tmp_path / "backbones" / "index.json").read_text())["backbones"]
+
+
+def test_simclr_views_auto_is_gentle_for_tiny_images():
+    """"auto" uses the gentle view (no mirror) up to GENTLE_MAX px and SimCLR's standard one above."""
+    from core.ssl.method import MethodConfig
+    from core.ssl.simclr import GENTLE_MAX, SimCLR
+
+    def left_heavy_share(method, side):
+        x = torch.zeros(64, 3, side, side)
+        x[..., side // 8: -side // 8, 1: side // 3] = 1.0
+        v = method.view(x, torch.Generator().manual_seed(0))
+        assert v.shape == x.shape and 0 <= v.min() and v.max() <= 1
+        return float((v[..., : side // 2].sum((1, 2, 3)) > v[..., side // 2:].sum((1, 2, 3))).float().mean())
+
+    auto = SimCLR(MethodConfig())
+    assert left_heavy_share(auto, GENTLE_MAX) == 1.0
+    assert left_heavy_share(auto, 32) < 0.8
+    assert left_heavy_share(SimCLR(MethodConfig(augment="standard")), GENTLE_MAX) < 0.8
+    assert left_heavy_share(SimCLR(MethodConfig(augment="gentle")), 32) == 1.0
+    with pytest.raises(ParameterError, match="auto, standard, gentle"):
+        SimCLR(MethodConfig(augment="flips"))
+
+
+def test_default_epochs_scale_with_dataset_size(ds, tmp_path, monkeypatch):
+    import core.ssl.train as train_mod
+    from core.ssl.train import MIN_EPOCHS, default_epochs
+
+    assert default_epochs(1797, 128) == 40            # the digits: 14 steps an epoch
+    assert default_epochs(10_000, 128) == MIN_EPOCHS  # big sets: at least as many epochs as before
+    assert default_epochs(100, 128) >= MIN_EPOCHS     # fewer images than a batch: no division by 0
+    monkeypatch.setattr(train_mod, "DEFAULT_STEPS", 6)   # keep the run short: 3 epochs of 2 steps
+    monkeypatch.setattr(train_mod, "MIN_EPOCHS", 2)
+    seen = []
+    train_backbone(ds, "rotation", workspace=tmp_path, epochs=None, batch_size=24, seed=0, device="cpu",
+                   progress=lambda e, n, r: seen.append(n))
+    assert seen[-1] == default_epochs(48, 24) == 3 and len(seen) == 3
