@@ -102,9 +102,15 @@ with left:
         st.number_input("Temperature", 0.01, 10.0, value=float(t.temperature), step=0.05, format="%g",
                         help="NT-Xent temperature: lower makes the contrast between images sharper.",
                         **bind("w_train_temp", lambda s, v: set_train(temperature=float(v))))
+        views = ["auto", "standard", "gentle"]
+        st.selectbox("Views", views, index=views.index(t.augment),
+                      help="auto = gentle (no mirror, mild crops, small rotations) up to 16 px, SimCLR's "
+                           "standard crops and mirror above.",
+                      **bind("w_train_views", lambda s, v: set_train(augment=v)))
 with mid:
-    st.number_input("Epochs", 1, 10_000, value=t.epochs,
-                    **bind("w_train_epochs", lambda s, v: set_train(epochs=int(v))))
+    st.number_input("Epochs", 1, 10_000, value=t.epochs, placeholder="auto (about 560 steps)",
+                    help="Empty = the engine's schedule: about 560 optimiser steps, at least 10 epochs.",
+                    **bind("w_train_epochs", lambda s, v: set_train(epochs=None if v is None else int(v))))
     st.number_input("Training batch size", 2, 8192, value=t.batch_size, step=16,
                     help="Images per step; at most the number of images.",
                     **bind("w_train_batch", lambda s, v: set_train(batch_size=int(v))))

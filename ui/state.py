@@ -38,10 +38,11 @@ class TrainSettings:
     method: str = "simclr"
     arch: str = "auto"
     image_size: int | None = None   # None = the architecture's choice for these images
-    epochs: int = 10
-    batch_size: int = 256
+    epochs: int | None = None       # None = the engine's schedule (about 560 steps) for these images
+    batch_size: int = 128
     lr: float | None = None         # None = the method's default
     temperature: float = 0.5        # simclr
+    augment: str = "auto"           # simclr's views: auto | standard | gentle
     init: str | None = None         # metric: the trained backbone to refine
     n_clusters: int = 10            # metric: pseudo-label clusters
     metric_loss: str = "triplet"    # metric

@@ -148,7 +148,7 @@ def train_work(ds: ImageDataset, data: DataConfig, t: TrainSettings, workspace: 
         res = train_backbone(
             ds, t.method, workspace=workspace, arch=AUTO if info and info.needs_init else t.arch,
             image_size=t.image_size, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-            temperature=t.temperature, seed=t.seed, device=t.device, progress=progress,
+            temperature=t.temperature, augment=t.augment, seed=t.seed, device=t.device, progress=progress,
             should_stop=should_stop, init_checkpoint=t.init if info and info.needs_init else None,
             n_clusters=t.n_clusters, metric_loss=t.metric_loss, margin=t.margin, name=t.name.strip() or None)
         return TrainInfo(data=data, name=res.name, path=str(res.path), method=t.method, epochs=t.epochs,
@@ -177,6 +177,10 @@ def start_training() -> None:
     if info is not None and info.needs_init:
         t = replace(t, init=base_choice(t, trained_names(rows)))
     ds = engine.open_data(s.data, cfg.workspace)
+    if t.epochs is None:   # the engine's schedule, resolved here so progress can say "epoch n of N"
+        from core.ssl.train import default_epochs
+
+        t = replace(t, epochs=default_epochs(len(ds), t.batch_size))
     history: list[dict[str, Any]] = []
     start_job(JOB_KIND, f"Training a backbone ({t.method}, {t.epochs} epochs)",
               train_work(ds, s.data, t, cfg.workspace, history), data=s.data, history=history, epochs=t.epochs)

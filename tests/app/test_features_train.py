@@ -193,7 +193,7 @@ def test_the_form_defaults_are_the_engines() -> None:
     assert form.method in METHODS and form.metric_loss in training.metric_losses()
     shared = {f.name: f.name for f in fields(TrainSettings) if f.name in engine and f.name not in ("method", "name")}
     shared["init"] = "init_checkpoint"
-    assert len(shared) == 12
+    assert len(shared) == 13
     for ours, theirs in shared.items():
         assert getattr(form, ours) == engine[theirs].default, ours
 
