@@ -1,6 +1,6 @@
 """DAC benchmark: quality (ACC/NMI/ARI, mean and min over seeds) and wall time, through the engine.
 
-    python bench/bench_dac.py                       # the table in bench/results_dac.md (seeds 0 1 2)
+    python bench/bench_dac.py                       # the table in bench/RESULTS.md, "DAC" (seeds 0 1 2)
     python bench/bench_dac.py --only digits --seeds 0
     python bench/bench_dac.py --e2e                 # also the end-to-end ConvNet: images/s trained
     python bench/bench_dac.py --e2e-quality         # ... and its quality (slow on CPU: ~minutes/epoch)

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# tuned RUC settings per dataset (see bench/results_ruc.md); --params overrides single keys
+# tuned RUC settings per dataset (see bench/RESULTS.md, "RUC"); --params overrides single keys
 PARAMS = {
     "digits": dict(input="images", epochs=20, hidden=128, balance="uniform", max_clean=0.7, lambda_u=5.0),
     "fmnist": dict(input="features", epochs=20, balance="start"),

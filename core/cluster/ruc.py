@@ -15,7 +15,7 @@ Two input kinds (``input="auto"`` picks by the shape of X):
 - ``"images"``: X (N, H, W) or (N, C, H, W), C in {1, 3}, uint8 or float in [0, 1], 8 px or
   more; a small ConvNet (ResNet-18 above 96 px) trained with ``core.augment`` weak/strong views.
 
-What works (bench/results_ruc.md): the clean set's precision bounds everything, so run the
+What works (bench/RESULTS.md, "RUC"): the clean set's precision bounds everything, so run the
 selectors in the best label-free map you have (``embedding=``, e.g. UMAP of the features), not
 in a space where the start's mistakes look right; train on a *different view* than the one the
 start clustered in (images, or raw pixels in the features variant); ``balance="uniform"`` when

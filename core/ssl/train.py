@@ -48,7 +48,7 @@ for _m in (Rotation, SimCLR, MetricRefine):
 WARMUP_FRACTION = 0.05
 # epochs=None: enough epochs for about this many optimiser steps, at least MIN_EPOCHS. 560 steps =
 # 40 epochs of the 1,797 digits at batch 128, where SimCLR's clusters became stable over seeds;
-# 10,000+ images get MIN_EPOCHS (bench/results_ssl.md).
+# 10,000+ images get MIN_EPOCHS (bench/RESULTS.md, "Self-supervised backbones").
 DEFAULT_STEPS = 560
 MIN_EPOCHS = 10
 WEIGHT_DECAY = 1e-5
