@@ -35,7 +35,7 @@ from core.ssl.arch import SSL_MEAN, SSL_STD, ArchChoice, choose_arch
 from core.ssl.data import load_images, normalise, to_unit
 from core.ssl.method import EpochContext, Method, MethodConfig
 from core.ssl.metric import MetricRefine
-from core.ssl.registry import backbones_dir, record_backbone, trained_backbone_path, unique_name
+from core.ssl.registry import backbones_dir, record_backbone, slug, trained_backbone_path, unique_name
 from core.ssl.rotation import Rotation
 from core.ssl.simclr import SimCLR
 
@@ -137,10 +137,19 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
         raise ParameterError(f"batch_size must be an integer >= 2 (contrastive losses compare images "
                              f"within a batch), got {batch_size!r}")
     n = len(dataset)
+    if n < 2:
+        raise ParameterError(f"dataset {dataset.name!r} has {n} image(s); training needs at least 2 "
+                             "(batches compare images with each other): add images")
     if n < batch_size:
         suggest = max(2, 2 ** int(math.log2(max(2, n // 2))))
         raise ParameterError(f"dataset {dataset.name!r} has {n} images, fewer than batch_size={batch_size}; "
                              f"use batch_size <= {n} (e.g. {suggest}) or add images")
+    if name is not None:
+        from core.features.backbones import BACKBONES
+
+        if slug(name) in BACKBONES:
+            raise ParameterError(f"name {name!r} is a built-in backbone's; the trained one could never be "
+                                 f"chosen by it: pick another name (built-ins: {', '.join(BACKBONES)})")
     if epochs is None:
         epochs = default_epochs(n, batch_size)
     if temperature <= 0:

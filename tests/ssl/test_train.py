@@ -94,6 +94,17 @@ def test_fewer_images_than_batch_size(ds, tmp_path):
         train_backbone(ds, "simclr", workspace=tmp_path, **{**FAST, "batch_size": 64})
 
 
+def test_a_single_image_and_a_built_in_name_are_refused_before_any_work(ds, tmp_path):
+    from core.data.arrays import make_array_dataset
+
+    one = make_array_dataset("one", np.zeros((1, 8, 8), np.uint8), None, None, [("all", 1)])
+    with pytest.raises(ParameterError, match=r"has 1 image\(s\); training needs at least 2"):
+        train_backbone(one, "simclr", workspace=tmp_path, **{**FAST, "batch_size": 2})
+    with pytest.raises(ParameterError, match=r"name 'Pixels' is a built-in backbone's"):
+        train_backbone(ds, "simclr", workspace=tmp_path, name="Pixels", **FAST)
+    assert not (tmp_path / "backbones").exists() or not any((tmp_path / "backbones").glob("*.pt"))
+
+
 def test_init_checkpoint_of_another_architecture(ds, tmp_path):
     other = save_backbone_checkpoint(tmp_path / "other.pt", "convnet_small", {"width": 8},
                                      ARCHS.get("convnet_small").build(width=8), {"image_size": 16})
