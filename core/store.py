@@ -199,29 +199,22 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT; rolled back on any exception. A workspace that turned
         read-only since it was opened raises :class:`WorkspaceError` (nothing was written)."""
-        try:
+        with self._read_only_as_workspace_error():
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if _is_read_only_error(e):
-                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
-            raise
         try:
-            yield self._db
-        except sqlite3.OperationalError as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if _is_read_only_error(e):
-                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
-            raise
+            with self._read_only_as_workspace_error():
+                yield self._db
+                self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def _read_only_as_workspace_error(self) -> Iterator[None]:
         try:
-            self._db.execute("COMMIT")
+            yield
         except sqlite3.OperationalError as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             if _is_read_only_error(e):
                 raise WorkspaceError(_read_only_message(self.root, str(e))) from None
             raise

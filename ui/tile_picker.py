@@ -15,24 +15,19 @@ on the server (Clear, Select page, a move) are adopted as soon as every click is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import streamlit as st
 
 from core.data.base import ImageDataset
 from ui import engine
+from ui.widgets import Tile
 
 PICK_PX = 72
 
 
-@dataclass(frozen=True)
-class PickTile:
-    row: int
-    caption: str
-    tooltip: str = ""
-    colour: str = "#dddddd"
-    mark: str = ""          # a short badge, e.g. "✎" for a corrected sample
+PickTile = Tile   # the gallery's tile; ``mark`` is drawn as a badge here
 
 
 _HTML = '<div class="cl-picker" role="group" aria-label="Images: click to select"></div>'

@@ -33,6 +33,7 @@ class Tile:
     caption: str
     tooltip: str = ""
     colour: str = "#dddddd"
+    mark: str = ""          # a short badge, e.g. "✎" for a corrected sample (review tiles)
 
 
 def image_grid(ds: ImageDataset, tiles: Sequence[Tile], *, size: int = THUMB_PX, grid_id: str = "grid") -> None:
