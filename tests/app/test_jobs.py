@@ -38,10 +38,7 @@ def test_k_slider_is_bounded_by_the_number_of_images(app: AppTest, allowed) -> N
         Image.new("RGB", (8, 8), (40 * i, 255 - 40 * i, 7 * i)).save(folder / f"{i}.png")
     app.text_input(key="w_folder").input(str(folder))
     app.button(key="w_open_folder").click().run()
-    app.switch_page("pages/features.py").run()
-    app.selectbox(key="w_backbone").select("pixels").run()
-    app.button(key="w_extract").click().run()
-    run_until(app, lambda a: any("Features ready" in s.value for s in a.success))
+    extract_pixels(app)
     app.switch_page("pages/cluster.py").run()
     k = app.slider(key="w_k")
     assert k.max == 5 and k.value == 5            # the default 10 is clamped to the 5 images

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.review import ReviewSession
 from core.store import Store
-from tests.app.helpers import component_data, make_run, run_until, send_component_event, texts
+from tests.app.helpers import component_data, extract_pixels, make_run, run_until, send_component_event, texts
 from ui.review import STALE
 
 PICKER = "rv_picker"
@@ -78,6 +78,21 @@ def click_tiles(at: AppTest, ids: list[str]) -> AppTest:
 
 def other_cluster(labels: np.ndarray, rows: list[int]) -> int:
     return next(c for c in range(10) if all(labels[r] != c for r in rows))
+
+
+def move_two(at: AppTest, allowed: Path) -> tuple[int, list[str], np.ndarray, list[str], list[int], int]:
+    """Click the first two tiles and move them to a cluster neither is in.
+
+    Returns (run, sample ids, labels before, picked ids, their rows, target cluster)."""
+    run = run_id(at)
+    labels0, _, ids, _ = db(allowed, run)
+    picked = shown_ids(at)[:2]
+    rows = [ids.index(p) for p in picked]
+    target = other_cluster(labels0, rows)
+    click_tiles(at, picked)
+    at.selectbox(key="w_rv_target").select(target).run()
+    at.button(key="w_rv_move").click().run()
+    return run, ids, labels0, picked, rows, target
 
 
 def progress(at: AppTest) -> str:
@@ -226,13 +241,7 @@ def test_merge_split_outliers_checked_and_reviewed(reviewing: AppTest, allowed: 
 def test_export_download_csv_and_save_refuses_to_overwrite_without_confirmation(
         reviewing: AppTest, allowed: Path, media: list) -> None:
     at = reviewing
-    run = run_id(at)
-    labels0, _, ids, _ = db(allowed, run)
-    picked = shown_ids(at)[:2]
-    target = other_cluster(labels0, [ids.index(p) for p in picked])
-    click_tiles(at, picked)
-    at.selectbox(key="w_rv_target").select(target).run()
-    at.button(key="w_rv_move").click().run()
+    run, ids, labels0, picked, rows, target = move_two(at, allowed)
 
     # the download button builds the CSV when clicked: run that as the browser's click would
     mgr = media[-1]
@@ -289,10 +298,7 @@ def test_imagefolder_export_asks_before_replacing_an_earlier_export(app: AppTest
         Image.new("RGB", (8, 8), [(250, 10, 10), (10, 250, 10), (10, 10, 250)][i % 3]).save(folder / f"{i:02d}.png")
     app.text_input(key="w_folder").input(str(folder))
     app.button(key="w_open_folder").click().run()
-    app.switch_page("pages/features.py").run()
-    app.selectbox(key="w_backbone").select("pixels").run()
-    app.button(key="w_extract").click().run()
-    run_until(app, lambda a: any("Features ready" in s.value for s in a.success))
+    extract_pixels(app)
     app.switch_page("pages/cluster.py").run()
     app.slider(key="w_k").set_value(3).run()
     run_until(app, lambda a: "Run #" in texts(a))
@@ -319,14 +325,7 @@ def test_imagefolder_export_asks_before_replacing_an_earlier_export(app: AppTest
 
 def test_retrain_holds_the_corrections_and_switches_to_the_new_run(reviewing: AppTest, allowed: Path) -> None:
     at = reviewing
-    run = run_id(at)
-    labels0, _, ids, _ = db(allowed, run)
-    picked = shown_ids(at)[:2]
-    rows = [ids.index(p) for p in picked]
-    target = other_cluster(labels0, rows)
-    click_tiles(at, picked)
-    at.selectbox(key="w_rv_target").select(target).run()
-    at.button(key="w_rv_move").click().run()
+    run, ids, labels0, picked, rows, target = move_two(at, allowed)
     odd = shown_ids(at)[0]                                          # and one marked as an outlier
     click_tiles(at, [odd])
     at.button(key="w_rv_outliers").click().run()
@@ -358,13 +357,7 @@ def test_retrain_holds_the_corrections_and_switches_to_the_new_run(reviewing: Ap
 
 def test_a_new_session_reopens_the_run_from_the_address_with_its_edits(reviewing: AppTest, allowed: Path) -> None:
     at = reviewing
-    run = run_id(at)
-    labels0, _, ids, _ = db(allowed, run)
-    picked = shown_ids(at)[:2]
-    target = other_cluster(labels0, [ids.index(p) for p in picked])
-    click_tiles(at, picked)
-    at.selectbox(key="w_rv_target").select(target).run()
-    at.button(key="w_rv_move").click().run()
+    run, ids, labels0, picked, rows, target = move_two(at, allowed)
     assert at.query_params["run"] == str(run)                      # the address names the run
 
     fresh = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
