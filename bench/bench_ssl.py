@@ -8,11 +8,19 @@ scikit-learn, n_init=10, random_state = seed) and score ACC (Hungarian) / NMI / 
 true labels (scoring only). Pixels and EfficientNet-Lite0 (ImageNet, 64 px) are scored the same way
 in the same run. Prints one table: per row the mean and min over seeds, and the training rate.
 
-    python bench/bench_ssl.py --datasets fashion-mnist --seeds 0 --eval-every 3 --workspace /tmp/ssl-ws
+    python bench/bench_ssl.py --datasets fashion-mnist --seeds 0 1 2 --workspace /tmp/ssl-ws
+    python bench/bench_ssl.py --datasets fashion-mnist --fashion-train all --simclr-epochs fashion-mnist=2 ...
     python bench/bench_ssl.py --datasets digits --seeds 0 1 2 --workspace /tmp/ssl-ws
 
+SimCLR uses the engine's defaults unless ``--augment`` / ``--feature`` say otherwise: views
+"auto" (gentle for the 16 px digits, mild for Fashion-MNIST's 28 px), feature "auto" (the layer
+before the projection head). A checkpoint saved with ``--feature projection`` is scored twice:
+its projection and, from the same weights, the backbone layer under it. ``--fashion-train all``
+trains the Fashion-MNIST backbones on the 70,000 train + test images (``fashion-mnist-all``,
+labels unused) and still clusters and scores the 10,000 test images.
+
 ``--workspace``: trained checkpoints are kept there and reused when a later run asks for the same
-(method, dataset, seed, epochs, batch size, temperature); the reused run's training rate is read
+(method, training images, seed, epochs, batch size, temperature, views, feature); the reused run's training rate is read
 from the checkpoint's history. ``--eval-every N``: also score SimCLR's checkpoint every N epochs.
 """
 from __future__ import annotations
@@ -62,7 +70,11 @@ def trained(ds, method: str, epochs: int, seed: int, args: argparse.Namespace, w
 
     bs = args.batch_size[ds.name] if isinstance(args.batch_size, dict) else args.batch_size
     temp = args.temperature[ds.name]
-    name = f"{method}-{ds.name}-s{seed}-e{epochs}-b{bs}" + (f"-t{temp:g}" if method == "simclr" else "")
+    train_ds = ds
+    if ds.name == "fashion-mnist" and args.fashion_train == "all":
+        train_ds = load_fashion(("train", "test"), "fashion-mnist-all")
+    name = f"{method}-{train_ds.name}-s{seed}-e{epochs}-b{bs}" + (
+        f"-t{temp:g}-{args.augment}-{args.feature}" if method == "simclr" else "")
     path = backbones_dir(ws) / f"{name}.pt"
     # why wait: bench_quality.py --workspace may be training this very SimCLR backbone right now
     deadline = time.time() + (60 * args.wait_minutes if method == "simclr" else 0)
@@ -86,9 +98,30 @@ def trained(ds, method: str, epochs: int, seed: int, args: argparse.Namespace, w
             print(f"      after epoch {e}: k-means ACC {a:.3f} NMI {nmi:.3f} ARI {ari:.3f}", flush=True)
 
     t = time.perf_counter()
-    res = train_backbone(ds, method, workspace=ws, epochs=epochs, batch_size=bs, seed=seed, device=args.device,
-                         init_checkpoint=init, temperature=temp, name=name, progress=progress)
+    res = train_backbone(train_ds, method, workspace=ws, epochs=epochs, batch_size=bs, seed=seed, device=args.device,
+                         init_checkpoint=init, temperature=temp, name=name, progress=progress,
+                         augment=args.augment, feature=args.feature)
     return res.path, time.perf_counter() - t, float(np.mean([r["images_per_s"] for r in res.history]))
+
+
+def torch_meta(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def encoder_features(path: Path, ds) -> np.ndarray:
+    """The backbone's output under a projection checkpoint's head (what feature="backbone" keeps)."""
+    import torch
+
+    from core.ssl.data import embed, load_images
+    from core.ssl.train import trained_model
+
+    ck = torch_meta(path)
+    model = trained_model(path)
+    meta = ck["meta"]
+    return embed(model.encoder, load_images(ds, int(meta["image_size"])), tuple(meta["mean"]), tuple(meta["std"]),
+                 device=torch.device("cpu"))
 
 
 def run(ds_name: str, args: argparse.Namespace, ws: str) -> list[tuple]:
@@ -112,6 +145,7 @@ def run(ds_name: str, args: argparse.Namespace, ws: str) -> list[tuple]:
         lite = extract_features(ds, "efficientnet_lite0", image_size=args.lite_size, batch_size=256,
                                 device=args.device)
         lite_s = time.perf_counter() - t
+        cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, x=lite, seconds=lite_s)
     ep = {m: getattr(args, f"{m}_epochs")[ds_name] for m in ("simclr", "metric", "rotation")}
     for seed in args.seeds:
@@ -128,7 +162,12 @@ def run(ds_name: str, args: argparse.Namespace, ws: str) -> list[tuple]:
                                    args.eval_every if method == "simclr" else 0)
             paths[method, seed] = p
             f = extract_features(ds, "checkpoint", checkpoint=p, batch_size=512, device=args.device)
-            row(label, f, seed, secs, ips, ep[method])
+            on = "fashion-mnist-all" if ds_name == "fashion-mnist" and args.fashion_train == "all" else ds_name
+            projected = "proj_dim" in torch_meta(p)["arch_params"]
+            row(f"{label}{' (projection)' if projected else ''}, trained on {on}", f, seed, secs, ips, ep[method])
+            if projected:   # the same checkpoint's layer before the head, as feature="backbone" saves it
+                row(f"{label} (backbone layer), trained on {on}", encoder_features(p, ds), seed, secs, ips,
+                    ep[method])
     rows = []
     for name, vals in per_row.items():
         v = np.array([x[:3] for x in vals])
@@ -155,10 +194,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--simclr-epochs", default="fashion-mnist=12,digits=40")
-    ap.add_argument("--rotation-epochs", default="fashion-mnist=1,digits=5")
+    ap.add_argument("--simclr-epochs", default="fashion-mnist=10,digits=40")
+    ap.add_argument("--rotation-epochs", default="fashion-mnist=1,digits=5", help="0 skips the row")
     ap.add_argument("--metric-epochs", default="fashion-mnist=1,digits=3", help="0 skips the row")
-    ap.add_argument("--temperature", default="fashion-mnist=0.2,digits=0.5", help="SimCLR's; one value or per dataset")
+    ap.add_argument("--temperature", default="0.5", help="SimCLR's; one value or per dataset")
+    ap.add_argument("--augment", default="auto", help="SimCLR's views: auto | standard | gentle | mild")
+    ap.add_argument("--feature", default="auto", help="SimCLR's saved output: auto | backbone | projection")
+    ap.add_argument("--fashion-train", default="test", choices=["test", "all"],
+                    help="images the Fashion-MNIST backbones train on: the 10,000 test images scored, "
+                         "or all 70,000 (train + test); labels are never used")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lite-size", type=int, default=64)
     ap.add_argument("--eval-every", type=int, default=0)

@@ -70,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--batch-size", type=int, default=128)
     tb.add_argument("--lr", type=float, default=None)
     tb.add_argument("--temperature", type=float, default=0.5, help="SimCLR's NT-Xent temperature")
-    tb.add_argument("--augment", default="auto", choices=["auto", "standard", "gentle"],
-                    help="SimCLR's views: auto = gentle (no mirror, mild crops) up to 16 px, standard above")
+    tb.add_argument("--augment", default="auto", choices=["auto", "standard", "gentle", "mild"],
+                    help="SimCLR's views: auto = gentle (no mirror, small rotations) up to 16 px, "
+                         "mild (crops of 70-100%% of the area + mirror) up to 32 px, standard above")
+    tb.add_argument("--feature", default="auto", choices=["auto", "backbone", "projection"],
+                    help="SimCLR: what the saved backbone outputs; auto = backbone (the layer before "
+                         "the projection head); projection = the head's 128-d output")
     tb.add_argument("--init", default=None, help="metric: the backbone to refine (trained name or file)")
     tb.add_argument("--k", type=int, default=10, help="metric: clusters for the pseudo-labels")
     tb.add_argument("--name", default=None, help="default: METHOD-ARCH-DATASET")
@@ -207,7 +211,8 @@ def cmd_train_backbone(args: argparse.Namespace) -> int:
 
     trained = train_backbone(dataset, args.method, workspace=ws, arch=args.arch, image_size=args.image_size,
                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             temperature=args.temperature, augment=args.augment, seed=args.seed,
+                             temperature=args.temperature, augment=args.augment, feature=args.feature,
+                             seed=args.seed,
                              device=args.device,
                              progress=progress, init_checkpoint=args.init, n_clusters=args.k, name=args.name)
     summary = {"name": trained.name, "path": str(trained.path), "epochs": len(trained.history),

@@ -42,7 +42,7 @@ class TrainSettings:
     batch_size: int = 128
     lr: float | None = None         # None = the method's default
     temperature: float = 0.5        # simclr
-    augment: str = "auto"           # simclr's views: auto | standard | gentle
+    augment: str = "auto"           # simclr's views: auto | standard | mild | gentle
     init: str | None = None         # metric: the trained backbone to refine
     n_clusters: int = 10            # metric: pseudo-label clusters
     metric_loss: str = "triplet"    # metric

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from core.errors import ParameterError
 from core.features.archs import ARCHS, ArchSpec
@@ -19,16 +21,57 @@ SSL_MEAN = (0.5, 0.5, 0.5)
 SSL_STD = (0.5, 0.5, 0.5)
 SMALL_MAX = 64        # images up to this side go to the small ConvNet by default
 MIN_SIZE = 8
+PROJ_DIM = 128        # SimCLR's projection size
+
+
+def projection_head(dim: int, out: int = PROJ_DIM) -> nn.Sequential:
+    """SimCLR's projection MLP: (N, dim) -> (N, out), Linear-BN-ReLU-Linear."""
+    return nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(inplace=True), nn.Linear(dim, out))
+
+
+class Projected(nn.Module):
+    """A backbone followed by its trained projection head, saved as one feature extractor when
+    the projection's output clusters better than the backbone's (``feature="projection"``).
+
+    ``forward``: (N, 3, H, W) -> (N, proj_dim).
+    """
+
+    def __init__(self, encoder: nn.Module, dim: int, proj_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.proj = projection_head(dim, proj_dim)
+
+    @classmethod
+    def wrap(cls, encoder: nn.Module, proj: nn.Sequential) -> Projected:
+        """The wrapper around existing (trained) modules, sharing their parameters."""
+        m = cls.__new__(cls)
+        nn.Module.__init__(m)
+        m.encoder, m.proj = encoder, proj
+        return m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.encoder(x))
+
+
+def _convnet(width: int = 32, proj_dim: int = 0) -> nn.Module:
+    net = ConvNetBackbone(width)
+    return Projected(net, 8 * width, proj_dim) if proj_dim else net
+
+
+def _resnet(proj_dim: int = 0) -> nn.Module:
+    net = resnet18_small()
+    return Projected(net, 512, proj_dim) if proj_dim else net
+
 
 if "convnet_small" not in ARCHS:   # why: idempotent under importlib.reload in tests
     ARCHS.add("convnet_small", ArchSpec(
         "convnet_small", "small ConvNet for 8-64 px images (4 conv stages, 0.4 M params at width 32)",
-        lambda width=32: ConvNetBackbone(width), lambda width=32: 8 * width,
+        _convnet, lambda width=32, proj_dim=0: proj_dim or 8 * width,
         mean=SSL_MEAN, std=SSL_STD, default_size=32))
 if "resnet18_small" not in ARCHS:
     ARCHS.add("resnet18_small", ArchSpec(
         "resnet18_small", "ResNet-18 with a small-image stem (3x3 stride 1, no max-pool), 11 M params",
-        lambda: resnet18_small(), lambda: 512, mean=SSL_MEAN, std=SSL_STD, default_size=64))
+        _resnet, lambda proj_dim=0: proj_dim or 512, mean=SSL_MEAN, std=SSL_STD, default_size=64))
 
 TRAINABLE = ("auto", "convnet_small", "resnet18_small")
 

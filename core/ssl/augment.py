@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["random_resized_crop", "color_jitter", "random_grayscale", "gaussian_blur", "simclr_view",
-           "gentle_view", "random_rotate", "rotate_all"]
+           "gentle_view", "mild_view", "random_rotate", "rotate_all"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -205,6 +205,21 @@ def gentle_view(x: torch.Tensor, *, generator: torch.Generator, crop_scale: tupl
         (N, C, H, W) float in [0, 1].
     """
     return simclr_view(x, generator=generator, crop_scale=crop_scale, jitter=jitter, hflip=False, degrees=degrees)
+
+
+def mild_view(x: torch.Tensor, *, generator: torch.Generator, crop_scale: tuple[float, float] = (0.7, 1.0),
+              jitter: float = 0.4) -> torch.Tensor:
+    """A SimCLR view for small images whose silhouette is the class (Fashion-MNIST's clothes at
+    28 px): a crop keeping 70-100 % of the area (a 20 % crop of a 28 px image is a 12 px patch
+    that no longer shows what the object is), mirror, brightness/contrast jitter, no rotation,
+    no blur.
+
+    Args:
+        x: (N, C, H, W) float in [0, 1].
+    Returns:
+        (N, C, H, W) float in [0, 1].
+    """
+    return simclr_view(x, generator=generator, crop_scale=crop_scale, jitter=jitter, hflip=True)
 
 
 def rotate_all(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

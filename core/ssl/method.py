@@ -20,7 +20,8 @@ class MethodConfig:
     margin: float = 0.2           # metric learning
     n_clusters: int = 10          # metric learning: k of the pseudo-label k-means
     metric_loss: str = "triplet"  # metric learning: "triplet" | "contrastive"
-    augment: str = "auto"         # SimCLR views: "auto" | "standard" | "gentle" (see core.ssl.simclr)
+    augment: str = "auto"         # SimCLR views: "auto" | "standard" | "gentle" | "mild" (see core.ssl.simclr)
+    feature: str = "auto"         # SimCLR's saved output: "auto" | "backbone" | "projection"
 
 
 @dataclass
@@ -47,6 +48,10 @@ class Method:
 
     def make_head(self, dim: int) -> nn.Module:
         return nn.Identity()
+
+    def exports_projection(self) -> bool:
+        """True: the checkpoint keeps backbone + head, so its output is the head's projection."""
+        return False
 
     def begin_epoch(self, ctx: EpochContext) -> dict[str, float]:
         """Runs before each epoch; returns extra values for the epoch's history record."""

@@ -31,7 +31,7 @@ from core.features.checkpoint import (
     save_backbone_checkpoint,
 )
 from core.registry import Registry
-from core.ssl.arch import SSL_MEAN, SSL_STD, ArchChoice, choose_arch
+from core.ssl.arch import PROJ_DIM, SSL_MEAN, SSL_STD, ArchChoice, Projected, choose_arch
 from core.ssl.data import load_images, normalise, to_unit
 from core.ssl.method import EpochContext, Method, MethodConfig
 from core.ssl.metric import MetricRefine
@@ -114,7 +114,7 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
                    progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                    init_checkpoint: str | os.PathLike | None = None, margin: float = 0.2,
                    n_clusters: int = 10, metric_loss: str = "triplet", name: str | None = None,
-                   augment: str = "auto") -> TrainedBackbone:
+                   augment: str = "auto", feature: str = "auto") -> TrainedBackbone:
     """Train ``method`` ("rotation" | "simclr" | "metric") on ``dataset``'s images (labels unused).
 
     ``arch``: "auto" (small ConvNet for array datasets up to 64 px, else ResNet-18 at 64 px),
@@ -123,7 +123,10 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
     by "metric", which refines an existing backbone using k-means pseudo-labels, ``n_clusters``
     clusters, ``metric_loss`` "triplet" | "contrastive" with ``margin``). ``temperature``: SimCLR.
     ``augment``: SimCLR's views, "auto" (gentle for images up to 16 px, e.g. digits: no mirror,
-    milder crops, small rotations; SimCLR's standard recipe above) | "standard" | "gentle".
+    milder crops, small rotations; "mild" up to 32 px, e.g. Fashion-MNIST: crops of 70-100 % of
+    the area + mirror; SimCLR's standard recipe above) | "standard" | "gentle" | "mild".
+    ``feature``: what the saved SimCLR checkpoint outputs, "auto" = "backbone" (the layer before
+    the projection head) | "projection" (backbone + head, 128-d).
     ``lr`` None = the method's default (Adam-W, warm-up + cosine decay). ``epochs`` None =
     :func:`default_epochs` (about 560 steps, at least 10 epochs: 40 for the 1,797 digits at batch 128).
     After each epoch: checkpoint saved to ``<workspace>/backbones/<name>.pt``, index updated,
@@ -155,7 +158,7 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
     if temperature <= 0:
         raise ParameterError(f"temperature must be > 0, got {temperature}")
     meth = cls(MethodConfig(temperature=temperature, margin=margin, n_clusters=n_clusters, metric_loss=metric_loss,
-                            augment=augment))
+                            augment=augment, feature=feature))
     init = _init_checkpoint(workspace, init_checkpoint)
     if meth.needs_init and init is None:
         raise ParameterError(f"method {method!r} refines an existing backbone: pass init_checkpoint= a trained "
@@ -180,6 +183,11 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
             load_weights(backbone, init.state_dict, init.path, choice.arch)
         except CheckpointError as e:
             raise ParameterError(f"init_checkpoint does not fit: {e}") from None
+    # feature="projection": save backbone + head as one extractor; a backbone that already ends in
+    # a projection (init from such a checkpoint) is not wrapped again
+    project = meth.exports_projection() and not choice.params.get("proj_dim")
+    saved, saved_params = (Projected.wrap(backbone, head), {**choice.params, "proj_dim": PROJ_DIM}) if project \
+        else (backbone, choice.params)
     images = load_images(dataset, choice.image_size)
     # why: on a GPU keep small datasets there (no per-batch host copies); big ones stay on the host
     pool = images.to(dev) if cuda and images.numel() < (2 << 30) else images
@@ -234,7 +242,8 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
         if method == "simclr":
             meta["temperature"] = temperature
             meta["augment"] = augment
-        save_backbone_checkpoint(path, choice.arch, choice.params, backbone, meta)
+            meta["feature"] = "projection" if project else "backbone"
+        save_backbone_checkpoint(path, choice.arch, saved_params, saved, meta)
         record_backbone(ws, {"name": run_name, "method": method, "arch": choice.arch, "dataset": dataset.name,
                              "epochs": epoch, "path": str(path.resolve()), "created": created,
                              "image_size": choice.image_size, "loss": rec["loss"]})

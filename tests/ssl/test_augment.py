@@ -8,6 +8,7 @@ from core.ssl.augment import (
     color_jitter,
     gaussian_blur,
     gentle_view,
+    mild_view,
     random_grayscale,
     random_resized_crop,
     random_rotate,
@@ -24,6 +25,7 @@ AUGS = {
     "simclr_rot_noflip": lambda x, g: simclr_view(x, generator=g, hflip=False, degrees=20.0),
     "rotate": lambda x, g: random_rotate(x, degrees=30.0, generator=g),
     "gentle": lambda x, g: gentle_view(x, generator=g),
+    "mild": lambda x, g: mild_view(x, generator=g),
 }
 
 
@@ -87,3 +89,21 @@ def test_gentle_view_never_mirrors():
 
     assert bool(left_heavy(g).all())
     assert 0.2 < float(left_heavy(s).float().mean()) < 0.8
+
+
+def test_mild_view_keeps_the_whole_object_and_mirrors():
+    """Crops of 70-100 % of the area never cut a centred 8 px object off a 28 px image (standard
+    20 %-area crops do), and about half the views are mirrored."""
+    x = torch.zeros(64, 1, 28, 28)
+    x[..., 10:18, 10:13] = 1.0          # left-heavy object in the centre
+    m = mild_view(x, generator=torch.Generator().manual_seed(0), jitter=0.0)
+    s = simclr_view(x, generator=torch.Generator().manual_seed(0), jitter=0.0)
+
+    def border(v: torch.Tensor) -> torch.Tensor:
+        return torch.cat([v[..., 0, :], v[..., -1, :], v[..., :, 0], v[..., :, -1]], -1).sum((1, 2))
+
+    assert float(border(m).max()) == 0.0                           # the object stays inside the view
+    assert bool((m.sum((1, 2, 3)) >= 0.95 * x[0].sum()).all())     # and whole (a crop only zooms in)
+    assert float((border(s) > 0).float().mean()) > 0.1            # standard 20 %-area crops cut some off
+    left = m[..., :14].sum((1, 2, 3)) > m[..., 14:].sum((1, 2, 3))
+    assert 0.2 < float(left.float().mean()) < 0.8

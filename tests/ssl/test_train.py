@@ -172,25 +172,89 @@ def test_registry_listing_dedup_and_lookup(ds, tmp_path):
     assert json.loads((tmp_path / "backbones" / "index.json").read_text())["backbones"]
 
 
-def test_simclr_views_auto_is_gentle_for_tiny_images():
-    """"auto" uses the gentle view (no mirror) up to GENTLE_MAX px and SimCLR's standard one above."""
+def test_simclr_views_auto_by_image_size():
+    """"auto" uses the gentle view (no mirror) up to GENTLE_MAX px, the mild one (mirror, crops of
+    70-100 % of the area) up to MILD_MAX px, and SimCLR's standard one (20 %-area crops) above."""
     from core.ssl.method import MethodConfig
-    from core.ssl.simclr import GENTLE_MAX, SimCLR
+    from core.ssl.simclr import GENTLE_MAX, MILD_MAX, SimCLR, auto_augment
 
-    def left_heavy_share(method, side):
+    def shares(method, side):
+        """(share of views still left-heavy, share of views cutting the object at the border)."""
         x = torch.zeros(64, 3, side, side)
-        x[..., side // 8: -side // 8, 1: side // 3] = 1.0
+        x[..., side // 8: -side // 8, 1: side // 3] = 1.0     # a bar on the left
         v = method.view(x, torch.Generator().manual_seed(0))
         assert v.shape == x.shape and 0 <= v.min() and v.max() <= 1
-        return float((v[..., : side // 2].sum((1, 2, 3)) > v[..., side // 2:].sum((1, 2, 3))).float().mean())
+        left = (v[..., : side // 2].sum((1, 2, 3)) > v[..., side // 2:].sum((1, 2, 3))).float().mean()
+        x = torch.zeros(64, 3, side, side)
+        x[..., 3 * side // 8: 5 * side // 8, 3 * side // 8: side // 2] = 1.0   # a small central object
+        v = method.view(x, torch.Generator().manual_seed(0))
+        rim = torch.cat([v[..., 0, :], v[..., -1, :], v[..., 0], v[..., -1]], -1).amax((1, 2))
+        lit = rim - v.amin((1, 2, 3))      # jitter lifts the background evenly: compare with it
+        return float(left), float((lit > 0.05).float().mean())
 
+    assert [auto_augment(s) for s in (8, GENTLE_MAX, GENTLE_MAX + 1, 28, MILD_MAX, MILD_MAX + 1)] == \
+        ["gentle", "gentle", "mild", "mild", "mild", "standard"]
     auto = SimCLR(MethodConfig())
-    assert left_heavy_share(auto, GENTLE_MAX) == 1.0
-    assert left_heavy_share(auto, 32) < 0.8
-    assert left_heavy_share(SimCLR(MethodConfig(augment="standard")), GENTLE_MAX) < 0.8
-    assert left_heavy_share(SimCLR(MethodConfig(augment="gentle")), 32) == 1.0
-    with pytest.raises(ParameterError, match="auto, standard, gentle"):
+    assert shares(auto, GENTLE_MAX)[0] == 1.0                  # gentle: never mirrored
+    left, cut = shares(auto, 28)                               # mild: mirrored, never cut
+    assert left < 0.8 and cut == 0.0
+    left, cut = shares(auto, 64)                               # standard: mirrored, some cut
+    assert left < 0.8 and cut > 0.1
+    assert shares(SimCLR(MethodConfig(augment="standard")), GENTLE_MAX)[0] < 0.8
+    assert shares(SimCLR(MethodConfig(augment="gentle")), 32)[0] == 1.0
+    assert shares(SimCLR(MethodConfig(augment="mild")), 64)[1] == 0.0
+    with pytest.raises(ParameterError, match="auto, standard, gentle, mild"):
         SimCLR(MethodConfig(augment="flips"))
+    with pytest.raises(ParameterError, match="auto, backbone, projection"):
+        SimCLR(MethodConfig(feature="head"))
+
+
+@pytest.fixture(scope="module")
+def ds28(ds):
+    """The bars at 28 px (nearest-neighbour upscale + crop): the size "auto" trains with mild views."""
+    imgs = ds.native_array()[..., 0] if ds.native_array().ndim == 4 else ds.native_array()
+    big = np.repeat(np.repeat(imgs, 2, axis=1), 2, axis=2)[:, 2:30, 2:30]
+    return make_array_dataset("bars28", np.ascontiguousarray(big), np.arange(48) % 3, None, [("all", 48)])
+
+
+def test_simclr_feature_projection_saves_backbone_and_head(ds, ds28, tmp_path):
+    """feature="projection" saves backbone + projection head (128-d output) and the checkpoint
+    reloads to exactly that function; "auto" (28 px mild views, 16 px digits) saves the backbone."""
+    res = train_backbone(ds28, "simclr", workspace=tmp_path, feature="projection", **FAST)
+    ck = torch.load(res.path, weights_only=True)
+    assert ck["arch_params"] == {"proj_dim": 128} and ck["meta"]["feature"] == "projection"
+    assert ck["meta"]["image_size"] == 28
+    f = _features(res.path, ds28)
+    assert f.shape == (48, 128)
+    model = trained_model(res.path)
+    x = load_images(ds28, 28)
+    spec = ARCHS.get("convnet_small")
+    direct = embed(model, x, spec.mean, spec.std, device=torch.device("cpu"))
+    direct /= np.linalg.norm(direct, axis=1, keepdims=True)
+    np.testing.assert_allclose(f, direct, atol=1e-6)
+    # the projection is the head applied to the backbone's output, not a copy of it
+    with torch.no_grad():
+        inner = embed(model.encoder, x, spec.mean, spec.std, device=torch.device("cpu"))
+        np.testing.assert_allclose(model.proj(torch.from_numpy(inner)).numpy(),
+                                   embed(model, x, spec.mean, spec.std, device=torch.device("cpu")),
+                                   rtol=1e-4, atol=1e-5)
+
+    plain = train_backbone(ds28, "simclr", workspace=tmp_path, **{**FAST, "epochs": 1})
+    ckp = torch.load(plain.path, weights_only=True)
+    assert ckp["arch_params"] == {} and ckp["meta"]["feature"] == "backbone" and ckp["meta"]["augment"] == "auto"
+    assert _features(plain.path, ds28).shape == (48, 256)
+    tiny = train_backbone(ds, "simclr", workspace=tmp_path, **{**FAST, "epochs": 1})
+    assert torch.load(tiny.path, weights_only=True)["arch_params"] == {}
+    assert _features(tiny.path, ds).shape == (48, 256)
+
+    # refining a projected backbone keeps its layout (no second head is wrapped around it)
+    ref = train_backbone(ds28, "metric", workspace=tmp_path, init_checkpoint=res.name, n_clusters=3,
+                         **{**FAST, "epochs": 1})
+    assert torch.load(ref.path, weights_only=True)["arch_params"] == {"proj_dim": 128}
+    assert _features(ref.path, ds28).shape == (48, 128)
+    again = train_backbone(ds28, "simclr", workspace=tmp_path, init_checkpoint=res.path, feature="projection",
+                           **{**FAST, "epochs": 1})
+    assert torch.load(again.path, weights_only=True)["arch_params"] == {"proj_dim": 128}
 
 
 def test_default_epochs_scale_with_dataset_size(ds, tmp_path, monkeypatch):
@@ -206,3 +270,18 @@ def test_default_epochs_scale_with_dataset_size(ds, tmp_path, monkeypatch):
     train_backbone(ds, "rotation", workspace=tmp_path, epochs=None, batch_size=24, seed=0, device="cpu",
                    progress=lambda e, n, r: seen.append(n))
     assert seen[-1] == default_epochs(48, 24) == 3 and len(seen) == 3
+
+
+def test_cli_train_backbone_offers_every_view_and_feature_with_the_engine_defaults():
+    import inspect
+
+    from core.cli import build_parser
+    from core.ssl.simclr import AUGMENTS, FEATURES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train-backbone"]
+    opts = {a.dest: a for a in sub._actions}
+    assert list(opts["augment"].choices) == list(AUGMENTS)
+    assert list(opts["feature"].choices) == list(FEATURES)
+    engine = inspect.signature(train_backbone).parameters
+    for name in ("augment", "feature", "epochs", "batch_size", "temperature", "lr", "seed"):
+        assert opts[name].default == engine[name].default, name
