@@ -12,8 +12,10 @@ from core.data.base import ImageDataset
 from core.data.image_array import images_as_array
 from core.errors import ParameterError, TrainingError
 
-# small + fast settings for tests: a narrow ConvNet, few epochs
-FAST = dict(epochs=6, batch_size=64, width=16, lr=3e-3, balance=1.0, device="cpu", random_state=0)
+# small + fast settings for tests: a narrow ConvNet, few epochs (two steps per epoch on 60 images);
+# temperature 0.3: on this toy the paper's softmax (1) finds the patterns on few seeds (see below)
+FAST = dict(epochs=12, batch_size=32, width=16, lr=3e-3, balance=1.0, temperature=0.3, device="cpu",
+            random_state=0)
 
 
 def _acc(y: np.ndarray, p: np.ndarray) -> float:
@@ -62,6 +64,18 @@ def fitted(patterns):
 def test_finds_three_image_patterns(patterns, fitted):
     _, y = patterns
     assert _acc(y, fitted.labels_) >= 0.95
+
+
+def test_sharper_softmax_finds_the_patterns_on_every_seed_where_the_papers_does_not(patterns):
+    # temperature 0.3 against the paper's plain softmax (1), same seeds: at 1 the toy's label
+    # features stay soft and training settles where two output units are identical
+    X, y = patterns
+    seeds = (1, 2, 3)
+    sharp = [DAC(n_clusters=3, **dict(FAST, random_state=s)).fit(X) for s in seeds]
+    soft = [DAC(n_clusters=3, **dict(FAST, temperature=1.0, random_state=s)).fit(X) for s in seeds]
+    assert all(_acc(y, e.labels_) >= 0.95 for e in sharp)
+    assert np.mean([_acc(y, e.labels_) for e in soft]) < 0.85
+    assert min(e.confidence_.mean() for e in sharp) > max(e.confidence_.mean() for e in soft)
 
 
 def test_estimator_contract(patterns, fitted):
@@ -252,7 +266,7 @@ def test_low_temperature_gives_confident_label_features():
     params = dict(n_clusters=3, epochs=15, batch_size=40, lr=1e-2, augment=0.3, device="cpu")
     soft = DAC(temperature=1.0, **params).fit(X)
     sharp = DAC(temperature=0.1, **params).fit(X)
-    assert sharp.confidence_.mean() > soft.confidence_.mean() + 0.1
+    assert sharp.confidence_.mean() > 0.99 and sharp.confidence_.mean() > soft.confidence_.mean() + 0.05
     assert sharp.history_[-1]["mean_confidence"] == pytest.approx(sharp.confidence_.mean())
     assert _acc(y, sharp.labels_) >= 0.95
 
