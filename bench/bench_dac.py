@@ -48,7 +48,7 @@ DATASETS = {
     "digits-simclr": dict(data="digits", backbone="simclr-digits-s{seed}", image_size=None, reduce="umap:10",
                           dac=dict(epochs=60, batch_size=2048, augment=0.3, n_init=4)),
 }
-# end-to-end ConvNet (images): DAC's defaults (temperature "auto" = 0.3, l_start 0.455) with these
+# end-to-end ConvNet (images): DAC's defaults (temperature "auto" = 1 for images, l_start 0.455) with these
 CONVNET = {
     "digits": dict(epochs=40, batch_size=256, image_size=16, balance=1.0, lr=1e-3),
     "fashion": dict(epochs=20, batch_size=256, balance=1.0, lr=1e-3),

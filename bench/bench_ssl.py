@@ -104,22 +104,21 @@ def trained(ds, method: str, epochs: int, seed: int, args: argparse.Namespace, w
     return res.path, time.perf_counter() - t, float(np.mean([r["images_per_s"] for r in res.history]))
 
 
-def torch_meta(path: Path) -> dict:
+def load_checkpoint(path: Path) -> dict:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def encoder_features(path: Path, ds) -> np.ndarray:
-    """The backbone's output under a projection checkpoint's head (what feature="backbone" keeps)."""
+def encoder_features(path: Path, meta: dict, ds) -> np.ndarray:
+    """The backbone's output under a projection checkpoint's head (what feature="backbone" keeps);
+    ``meta``: the checkpoint's "meta" record."""
     import torch
 
     from core.ssl.data import embed, load_images
     from core.ssl.train import trained_model
 
-    ck = torch_meta(path)
     model = trained_model(path)
-    meta = ck["meta"]
     return embed(model.encoder, load_images(ds, int(meta["image_size"])), tuple(meta["mean"]), tuple(meta["std"]),
                  device=torch.device("cpu"))
 
@@ -163,10 +162,11 @@ def run(ds_name: str, args: argparse.Namespace, ws: str) -> list[tuple]:
             paths[method, seed] = p
             f = extract_features(ds, "checkpoint", checkpoint=p, batch_size=512, device=args.device)
             on = "fashion-mnist-all" if ds_name == "fashion-mnist" and args.fashion_train == "all" else ds_name
-            projected = "proj_dim" in torch_meta(p)["arch_params"]
+            ck = load_checkpoint(p)
+            projected = "proj_dim" in ck["arch_params"]
             row(f"{label}{' (projection)' if projected else ''}, trained on {on}", f, seed, secs, ips, ep[method])
             if projected:   # the same checkpoint's layer before the head, as feature="backbone" saves it
-                row(f"{label} (backbone layer), trained on {on}", encoder_features(p, ds), seed, secs, ips,
+                row(f"{label} (backbone layer), trained on {on}", encoder_features(p, ck["meta"], ds), seed, secs, ips,
                     ep[method])
     rows = []
     for name, vals in per_row.items():

@@ -102,7 +102,7 @@ with left:
         st.number_input("Temperature", 0.01, 10.0, value=float(t.temperature), step=0.05, format="%g",
                         help="NT-Xent temperature: lower makes the contrast between images sharper.",
                         **bind("w_train_temp", lambda s, v: set_train(temperature=float(v))))
-        views = ["auto", "standard", "mild", "gentle"]
+        views = training.simclr_views()
         st.selectbox("Views", views, index=views.index(t.augment),
                       help="auto = gentle (no mirror, mild crops, small rotations) up to 16 px; mild (crops "
                            "of 70-100 % area, mirror, brightness/contrast, no blur) at 17-32 px; SimCLR's "

@@ -79,6 +79,13 @@ def metric_losses() -> list[str]:
     return list(LOSSES)
 
 
+def simclr_views() -> list[str]:
+    """SimCLR's view recipes (core.ssl.simclr.AUGMENTS), "auto" first."""
+    from core.ssl.simclr import AUGMENTS
+
+    return list(AUGMENTS)
+
+
 def auto_choice(ds: ImageDataset, arch: str, image_size: int | None) -> str:
     """What the engine will pick for these images, e.g. "convnet_small at 16 px"."""
     from core.errors import ClusterLensError

@@ -36,18 +36,10 @@ class Projected(nn.Module):
     ``forward``: (N, 3, H, W) -> (N, proj_dim).
     """
 
-    def __init__(self, encoder: nn.Module, dim: int, proj_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, proj: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
-        self.proj = projection_head(dim, proj_dim)
-
-    @classmethod
-    def wrap(cls, encoder: nn.Module, proj: nn.Sequential) -> Projected:
-        """The wrapper around existing (trained) modules, sharing their parameters."""
-        m = cls.__new__(cls)
-        nn.Module.__init__(m)
-        m.encoder, m.proj = encoder, proj
-        return m
+        self.proj = proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.encoder(x))
@@ -55,12 +47,12 @@ class Projected(nn.Module):
 
 def _convnet(width: int = 32, proj_dim: int = 0) -> nn.Module:
     net = ConvNetBackbone(width)
-    return Projected(net, 8 * width, proj_dim) if proj_dim else net
+    return Projected(net, projection_head(8 * width, proj_dim)) if proj_dim else net
 
 
 def _resnet(proj_dim: int = 0) -> nn.Module:
     net = resnet18_small()
-    return Projected(net, 512, proj_dim) if proj_dim else net
+    return Projected(net, projection_head(512, proj_dim)) if proj_dim else net
 
 
 if "convnet_small" not in ARCHS:   # why: idempotent under importlib.reload in tests

@@ -186,7 +186,7 @@ def train_backbone(dataset: ImageDataset, method: str, *, workspace: str | os.Pa
     # feature="projection": save backbone + head as one extractor; a backbone that already ends in
     # a projection (init from such a checkpoint) is not wrapped again
     project = meth.exports_projection() and not choice.params.get("proj_dim")
-    saved, saved_params = (Projected.wrap(backbone, head), {**choice.params, "proj_dim": PROJ_DIM}) if project \
+    saved, saved_params = (Projected(backbone, head), {**choice.params, "proj_dim": PROJ_DIM}) if project \
         else (backbone, choice.params)
     images = load_images(dataset, choice.image_size)
     # why: on a GPU keep small datasets there (no per-batch host copies); big ones stay on the host

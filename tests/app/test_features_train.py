@@ -86,6 +86,9 @@ def test_train_then_the_backbone_is_selected_and_extract_uses_it(app: AppTest, a
     digits_features_page(app, 128)
     assert "Train a backbone on these images (no labels)" in texts(app)
     assert app.selectbox(key="w_train_method").options == METHODS.names()   # from the engine registry
+    from core.ssl.simclr import AUGMENTS
+
+    assert app.selectbox(key="w_train_views").options == list(AUGMENTS)     # every SimCLR view, "mild" too
     assert "RotNet" in texts(app) or "SimCLR" in texts(app)                 # the method's one line
     assert "here: convnet_small at 16 px" in texts(app)                      # what "auto" picks for digits
     set_training(app, "rotation", epochs=2, batch=16)
