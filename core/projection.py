@@ -37,13 +37,21 @@ def _check(X: Any) -> np.ndarray:
 
 
 def _pca(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
-    """PCA to n_components; pads with zeros when the data has fewer dimensions or samples."""
+    """PCA to n_components; pads with zeros when the data has fewer dimensions or samples.
+
+    BLAS runs on one thread here: with more, the sums are ordered differently, the last bits of
+    the result change with the machine's core count, and UMAP after PCA turns those bits into a
+    different map (digits: seed 0's UMAP-10 differed between 1 and 2 threads). One thread is not
+    slower for PCA-50 of 70,000 x 784 on this 2-core machine (2.5 s vs 5.5 s, busy machine).
+    """
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     m = min(n_components, X.shape[1], X.shape[0])
     out = np.zeros((X.shape[0], n_components), dtype=np.float32)
     if m >= 1 and X.shape[0] > 1:
-        out[:, :m] = PCA(n_components=m, random_state=seed).fit_transform(X)
+        with threadpool_limits(limits=1):
+            out[:, :m] = PCA(n_components=m, random_state=seed).fit_transform(X)
     return out
 
 

@@ -58,3 +58,31 @@ def test_reduce_specs(data):
         projection.reduce(data, "pca:100")
     with pytest.raises(ParameterError, match="not understood"):
         projection.reduce(data, "tsne:2")
+
+
+_PCA_DIGEST = """
+import hashlib, sys
+from sklearn.datasets import load_digits
+from core.projection import _pca
+X = load_digits().data.astype("float32")
+sys.stdout.write(hashlib.sha1(_pca(X, 50, 0).tobytes()).hexdigest())
+"""
+
+
+def test_pca_bits_do_not_depend_on_thread_count():
+    """UMAP after PCA amplifies last-bit differences into a different map, so PCA must give the
+    same bits whatever the BLAS thread count (it did not: digits differed between 1 and 2)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    digests = set()
+    for threads in ("1", "2", "4"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads, "PYTHONPATH": root}
+        out = subprocess.run([sys.executable, "-c", _PCA_DIGEST], env=env, capture_output=True, text=True,
+                             check=True, cwd=root)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, digests
