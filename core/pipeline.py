@@ -169,13 +169,19 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
     if "fixed_labels" in fit_params and fixed_labels is not None:
         kwargs["fixed_labels"] = fixed_labels
     inputs = X
-    if getattr(est, "input", "auto") == "images":
+    kind = getattr(est, "input", "auto")
+    if kind in ("images", "pixels"):
         if dataset is None:
-            raise ParameterError(f"{cfg.algo} with input='images' needs the dataset, not only features")
+            raise ParameterError(f"{cfg.algo} with input={kind!r} needs the dataset, not only features")
         from core.data.image_array import images_as_array
 
-        size = int(cfg.params.get("image_size", 0)) or _native_size(dataset)
-        inputs = images_as_array(dataset, size)
+        if kind == "images":
+            size = int(cfg.params.get("image_size", 0)) or _native_size(dataset)
+            inputs = images_as_array(dataset, size)
+        else:   # RUC's heads on the raw pixels (a second view), at the native size
+            native = dataset.native_array()
+            size = int(native.shape[1]) if native is not None else 32
+            inputs = images_as_array(dataset, size).reshape(len(dataset), -1).astype(np.float32) / 255.0
     if cfg.algo == "ruc" and initial_labels is not None:
         kwargs["initial_labels"] = np.asarray(initial_labels, dtype=np.int64)
         kwargs["embedding"] = X

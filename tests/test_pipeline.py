@@ -119,3 +119,23 @@ def _empty(tmp_path):
     d = tmp_path / "empty"
     d.mkdir()
     return d
+
+
+def test_ruc_pixels_input_trains_its_heads_on_the_raw_pixels(tmp_path):
+    """input="pixels": the start and the selectors use the (reduced) features, the heads see the
+    dataset's raw pixels (64 per 8x8 digit), a second view."""
+    import torch
+
+    from core.pipeline import cluster, load_dataset
+
+    ds = load_dataset(DataConfig("digits", limit=300), tmp_path)
+    pixels = ds.native_array().reshape(len(ds), -1).astype(np.float32) / 255.0
+    feats = np.random.default_rng(0).normal(size=(len(ds), 12)).astype(np.float32)   # a useless space
+    cfg = ClusterConfig(algo="ruc", k=10, seed=0, params={"input": "pixels", "epochs": 2, "warmup": 1})
+    est, space = cluster(feats, cfg, device="cpu", dataset=ds)
+    first = next(m for m in est.networks_[0].modules() if isinstance(m, torch.nn.Linear))
+    assert first.in_features == pixels.shape[1] == 64
+    np.testing.assert_array_equal(space, feats)                    # the start clustered the features
+    np.testing.assert_allclose(est._mean.numpy().ravel(), pixels.mean(0), atol=1e-6)   # heads: the pixels
+    with pytest.raises(ParameterError, match="needs the dataset"):
+        cluster(feats, cfg, device="cpu")
