@@ -5,6 +5,7 @@ One command prints one table (mean and min over seeds; start -> after RUC; split
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits            # raw-pixel k-means start
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset fmnist            # lite0@64 -> UMAP-10 -> k-means
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start dac
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits-simclr --start dac   # on the best start
 
 Starting labels come from ``run_pipeline`` exactly as ``python -m core run`` makes them (same
 features, reduction and seed), so the "start" columns are the pipeline's own figures:
@@ -13,6 +14,11 @@ features, reduction and seed), so the "start" columns are the pipeline's own fig
   tuned in bench_dac.py (``--start dac``). RUC's images variant trains the small ConvNet on the
   8x8 images; its metric/confidence selectors work in the pipeline's UMAP-10 map of the same
   pixels (label-free; ``--embedding start`` uses the start's own space instead).
+- digits-simclr: the same digits, but the start comes from the digits' own SimCLR backbone
+  (``simclr-digits-sS``, trained into the workspace when missing, labels unused, as in
+  bench_dac.py): SimCLR -> k-means, or SimCLR -> UMAP-10 -> DAC (bench_dac's "digits-simclr"
+  settings, the pipeline's best digits route). RUC as for digits; selectors in the SimCLR
+  features' UMAP-10 map.
 - fmnist (test set, 10,000): EfficientNet-Lite0 @64 px -> UMAP-10 -> k-means / DAC. RUC's
   features variant trains MLP heads on the raw pixels (784-d: a second view of the images,
   not the space the start clustered in; ``--x umap`` / ``--x lite0`` for the others);
@@ -46,7 +52,9 @@ PARAMS = {
     "digits": dict(input="images", epochs=20, hidden=128, balance="uniform", max_clean=0.7, lambda_u=5.0),
     "fmnist": dict(input="features", epochs=20, balance="start"),
 }
-DATA = {"digits": "digits", "fmnist": "fashion-mnist"}
+PARAMS["digits-simclr"] = dict(PARAMS["digits"])
+DATA = {"digits": "digits", "fmnist": "fashion-mnist", "digits-simclr": "digits"}
+BENCH_DAC_NAME = {"digits": "digits", "fmnist": "fashion", "digits-simclr": "digits-simclr"}
 
 
 def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
@@ -54,19 +62,25 @@ def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
     from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
     from core.pipeline import clustering_space, run_pipeline
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if dataset == "digits":
         feats = FeatureConfig(backbone="pixels")
+        reduce = "none" if start == "kmeans" else "umap:10"
+    elif dataset == "digits-simclr":
+        import bench_dac
+
+        bench_dac.space("digits-simclr", seed, Path(ws))   # trains simclr-digits-sS into ws when missing
+        feats = FeatureConfig(backbone=f"simclr-digits-s{seed}")
         reduce = "none" if start == "kmeans" else "umap:10"
     else:
         feats = FeatureConfig(backbone="efficientnet_lite0", image_size=64)
         reduce = "umap:10"
     params: dict = {}
     if start == "dac":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import bench_dac  # whatever the DAC engineer tuned last
 
         if hasattr(bench_dac, "DATASETS"):
-            params = dict(bench_dac.DATASETS["digits" if dataset == "digits" else "fashion"].get("dac", {}))
+            params = dict(bench_dac.DATASETS[BENCH_DAC_NAME[dataset]].get("dac", {}))
         else:
             params = dict(getattr(bench_dac, "FEATURE_PARAMS", {}))
     cfg = RunConfig(data=DataConfig(DATA[dataset]), features=feats,
@@ -90,7 +104,8 @@ def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
                             feature_key=f"{dataset}-{feats.backbone}-{feats.image_size}")
     return dict(labels=labels, truth=np.asarray(r.dataset.labels),
                 images=r.dataset.native_array(), features=np.asarray(r.features, dtype=np.float32),
-                umap=umap.astype(np.float32), seconds=secs)
+                umap=umap.astype(np.float32), seconds=secs,
+                space=np.asarray(r.features, dtype=np.float32) if reduce == "none" else umap.astype(np.float32))
 
 
 def _load(path: Path) -> dict:
@@ -126,7 +141,11 @@ def fit_one(job: dict) -> dict:
     m = RUC(strategy=strat, device="cpu", random_state=seed, **params)
     m.fit(X, initial_labels=d["labels"], embedding=emb, eval_labels=y)
     secs = time.perf_counter() - t
+    # what the networks alone predict for every sample (RUC reports the clean set's own labels
+    # for clean samples): kept to show what trusting the clean set adds
+    networks = m.classes_[m.probabilities_.argmax(1)]
     return dict(strategy=strat, seed=seed, start=scores(y, d["labels"]), final=scores(y, m.labels_),
+                networks_acc=float(scores(y, networks)[0]),
                 init_frac=float(m.initial_clean_mask_.mean()),
                 init_prec=clean_precision(d["labels"], m.initial_clean_mask_, y),
                 clean_frac=float(m.clean_mask_.mean()), clean_prec=clean_precision(m.labels_, m.clean_mask_, y),
@@ -172,7 +191,7 @@ def main() -> None:
     for strat in a.strategies.split(","):
         for s in a.seeds:
             d = data[s]
-            start_space = d["features"] if (a.dataset == "digits" and a.start == "kmeans") else d["umap"]
+            start_space = d["space"]
             jobs.append(dict(data=d, strategy=strat, seed=s, params=params, x=a.x, embedding=a.embedding,
                              start_space=start_space))
     # every finished fit is kept on disk (keyed by dataset, start, strategy, seed and settings), so
@@ -201,10 +220,12 @@ def main() -> None:
                                                       for k, v in r.items()}))
             results.append(_load(path(futures[fut])))
     for r in sorted(results, key=lambda r: (r["strategy"], r["seed"])):
-        print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}; "
+        nets = f" (networks alone {r['networks_acc']:.3f})" if "networks_acc" in r else ""
+        print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}{nets}; "
               f"ACC per epoch {r['curve']}", file=sys.stderr)
 
     start_name = {"digits": {"kmeans": "pixels → k-means", "dac": "pixels → UMAP-10 → DAC"},
+                  "digits-simclr": {"kmeans": "SimCLR (digits) → k-means", "dac": "SimCLR (digits) → UMAP-10 → DAC"},
                   "fmnist": {"kmeans": "lite0@64 → UMAP-10 → k-means", "dac": "lite0@64 → UMAP-10 → DAC"}}
     st = np.array([scores(data[s]["truth"], data[s]["labels"]) for s in a.seeds])
     print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
