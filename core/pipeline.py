@@ -179,8 +179,7 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
             size = int(cfg.params.get("image_size", 0)) or _native_size(dataset)
             inputs = images_as_array(dataset, size)
         else:   # RUC's heads on the raw pixels (a second view), at the native size
-            native = dataset.native_array()
-            size = int(native.shape[1]) if native is not None else 32
+            size = _native_size(dataset, floor=1)
             inputs = images_as_array(dataset, size).reshape(len(dataset), -1).astype(np.float32) / 255.0
     if cfg.algo == "ruc" and initial_labels is not None:
         kwargs["initial_labels"] = np.asarray(initial_labels, dtype=np.int64)
@@ -197,10 +196,11 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
     return est, X
 
 
-def _native_size(dataset: ImageDataset) -> int:
+def _native_size(dataset: ImageDataset, floor: int = 16) -> int:
+    """Array datasets: their side, at least ``floor`` px (the ConvNets want 16); others 32."""
     arr = dataset.native_array()
     if arr is not None:
-        return max(16, int(arr.shape[1]))
+        return max(floor, int(arr.shape[1]))
     return 32
 
 

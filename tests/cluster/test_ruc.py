@@ -247,7 +247,8 @@ def test_clean_samples_report_their_trusted_label():
     """A perfect start, but the networks see a weak view (the blobs under heavy noise) and alone
     reach about 0.74: the clean set's labels (anchored starting labels, or labels both networks
     agreed on) are what RUC reports for clean samples; the networks relabel the unclean ones.
-    Reporting the networks' argmax everywhere made RUC worse than a good start."""
+    Before, every label was the networks' argmax, so clean samples were reported under labels
+    the clean set did not hold (and here the result fell to the networks' own accuracy)."""
     E, y = make_blobs(240, n_features=8, centers=4, cluster_std=1.0, center_box=(-10, 10), random_state=3)
     X = (E + 8.0 * np.random.default_rng(0).normal(size=E.shape)).astype(np.float32)
     m = RUC(strategy="metric", k_neighbors=10, **FAST).fit(X, initial_labels=y, embedding=E.astype(np.float32))
