@@ -95,6 +95,13 @@ def algorithms() -> dict[str, dict[str, Any]]:
     return {name: clusterer_class(name)().get_params() for name in available()}
 
 
+def param_choices(algo: str) -> dict[str, tuple[str, ...]]:
+    """name -> the values a text parameter may take (offered as a pick list, not a text box)."""
+    from core.cluster.registry import clusterer_class
+
+    return dict(clusterer_class(algo).param_choices)
+
+
 # -- datasets --------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -133,6 +140,15 @@ def run_record(workspace: str, run_id: int) -> dict[str, Any]:
     """A *finished* run's record (immutable once done; callers only ask for done runs)."""
     with Store(workspace) as store:
         return store.run(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def unclean(workspace: str, run_id: int) -> np.ndarray | None:
+    """RUC's final unclean set of a finished run (True = unclean), None for other runs."""
+    from core.review import unclean_mask
+
+    with Store(workspace) as store:
+        return unclean_mask(store, run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -105,3 +105,38 @@ def training_curve(history: Sequence[dict], epochs: int | None = None) -> go.Fig
                       yaxis=dict(title="images/s", side="right", showgrid=False, rangemode="tozero"),
                       yaxis2=dict(title="loss", side="left", overlaying="y"))
     return fig
+
+
+# Per-epoch shares a clusterer records (all in [0, 1]), in legend order: RUC's clean set, DAC's
+# selected pairs, then the ground-truth scores (display only) when the dataset has labels.
+_HISTORY_SHARES = {
+    "clean_fraction": "clean set (share of images)", "clean_precision": "clean-set precision (ground truth)",
+    "selected_fraction": "pairs selected", "mean_confidence": "mean confidence",
+    "acc": "ACC (ground truth)", "nmi": "NMI (ground truth)", "ari": "ARI (ground truth)",
+}
+
+
+def run_history(history: Sequence[dict]) -> go.Figure | None:
+    """A run's training history: shares per epoch (left axis, 0–1) and the loss — or k-means'
+    inertia per iteration — on the right. None when there is nothing to draw."""
+    step = "epoch" if history and "epoch" in history[0] else "iteration"
+    rows = [r for r in history if step in r]
+    if not rows:
+        return None
+    x = [int(r[step]) for r in rows]
+    traces: list[go.Scatter] = []
+    for key, name in _HISTORY_SHARES.items():
+        ys = [r.get(key) for r in rows]
+        if any(v is not None for v in ys):
+            traces.append(go.Scatter(x=x, y=ys, name=name, mode="lines+markers",
+                                     hovertemplate=f"{step} %{{x}}: %{{y:.3f}}<extra>{name}</extra>"))
+    cost = "loss" if "loss" in rows[0] else "inertia" if "inertia" in rows[0] else None
+    if cost:
+        traces.append(go.Scatter(x=x, y=[r.get(cost) for r in rows], name=cost, yaxis="y2", mode="lines",
+                                 line=dict(color="#888888", dash="dot"),
+                                 hovertemplate=f"{step} %{{x}}: {cost} %{{y:.4g}}<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.2),
+                      xaxis=dict(title=step), yaxis=dict(title="share", range=[0, 1.02]),
+                      yaxis2=dict(title=cost or "", side="right", overlaying="y", showgrid=False))
+    return fig

@@ -99,6 +99,7 @@ COMMON_PARAMS = {"n_clusters", "random_state", "metric", "device"}
 def param_controls(algo: str, defaults: dict[str, Any]) -> None:
     """One widget per parameter, typed from its default; values go to the state via callbacks."""
     edited = get_state().algo_params.get(algo, {})
+    choices = engine.param_choices(algo)
     names = [n for n in sorted(defaults) if n not in COMMON_PARAMS and _editable(defaults[n])]
     cols = st.columns(3)
     for i, name in enumerate(names):
@@ -109,7 +110,11 @@ def param_controls(algo: str, defaults: dict[str, Any]) -> None:
             set_algo_param(algo, name, _parse(st.session_state[key], default))
 
         with cols[i % 3]:
-            if isinstance(default, bool):
+            if name in choices:
+                options = list(choices[name])
+                st.selectbox(name, options, index=options.index(value) if value in options else 0,
+                             key=key, on_change=cb)
+            elif isinstance(default, bool):
                 st.checkbox(name, value=bool(value), key=key, on_change=cb)
             elif isinstance(default, int):
                 st.number_input(name, value=int(value), step=1, key=key, on_change=cb)
@@ -167,7 +172,17 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
                f"(sum {int(sizes.sum()):,}){f'; {outliers:,} outliers' if outliers else ''}; "
                f"{int((confidence < threshold).sum()):,} doubtful "
                f"(confidence < {threshold:.2f})")
+    unclean = engine.unclean(workspace, run_id)
+    if unclean is not None:
+        n_unclean = int(unclean.sum())
+        st.caption(f"RUC's final split: {len(labels) - n_unclean:,} clean, {n_unclean:,} unclean "
+                   f"(the Review page shows the unclean ones first)")
     st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold), key=f"{key}_sizes")
+    history = rec.get("history") or []
+    fig = figures.run_history(history)
+    if fig is not None:
+        with st.expander(f"Training history ({len(history)} {'epochs' if 'epoch' in history[0] else 'iterations'})"):
+            st.plotly_chart(fig, key=f"{key}_history")
     matrix = (rec["scores"] or {}).get("confusion")
     if matrix:
         st.plotly_chart(figures.confusion(matrix, class_names), key=f"{key}_confusion")

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -26,6 +26,10 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     labels_: np.ndarray
     confidence_: np.ndarray
     history_: list[dict[str, Any]]
+
+    # Text parameters that take one of a fixed set of values (the app offers them as a pick
+    # list); ``fit`` rejects anything else with a message listing the same values.
+    param_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def fit_predict(self, X, y=None, **fit_kwargs) -> np.ndarray:  # noqa: D401
         return self.fit(X, **fit_kwargs).labels_

@@ -101,6 +101,8 @@ class DAC(BaseClusterer):
         random_state: the one seed.
     """
 
+    param_choices = {"input": INPUTS, "standardize": STANDARDIZE}
+
     def __init__(
         self,
         *,

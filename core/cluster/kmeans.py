@@ -66,6 +66,8 @@ class KMeans(BaseClusterer):
     random_state: int seed or None. One seed -> one torch.Generator for every random choice.
     """
 
+    param_choices = {"metric": METRICS, "init": INITS}
+
     def __init__(
         self,
         *,

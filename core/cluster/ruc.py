@@ -43,6 +43,7 @@ from core.errors import ParameterError
 STRATEGIES = ("confidence", "metric", "hybrid")
 INPUTS = ("auto", "features", "images", "pixels")
 BALANCES = ("start", "free", "uniform")
+INITIALS = ("kmeans", "dac")   # clusterers RUC can start from when it gets no initial labels
 
 
 class RUC(BaseClusterer):
@@ -97,6 +98,8 @@ class RUC(BaseClusterer):
     review), ``initial_clean_mask_``, ``initial_labels_``, ``probabilities_`` (N, k) with
     columns ordered as ``classes_``, ``n_clusters_``, ``history_``.
     """
+
+    param_choices = {"initial": INITIALS, "strategy": STRATEGIES, "balance": BALANCES, "input": INPUTS}
 
     def __init__(
         self,
@@ -270,6 +273,9 @@ class RUC(BaseClusterer):
             raise ParameterError(f"unknown balance {self.balance!r}; choose one of: {', '.join(BALANCES)}")
         if self.input not in INPUTS:
             raise ParameterError(f"unknown input {self.input!r}; choose one of: {', '.join(INPUTS)}")
+        if self.initial not in INITIALS:
+            raise ParameterError(
+                f"unknown initial clusterer {self.initial!r}; choose one of: {', '.join(INITIALS)}")
         for name in ("tau", "grow_tau", "max_clean"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ParameterError(f"{name} must be in (0, 1], got {getattr(self, name)}")
@@ -282,7 +288,8 @@ class RUC(BaseClusterer):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.warmup <= self.epochs:
-            raise ParameterError(f"warmup must be between 0 and epochs ({self.epochs}), got {self.warmup}")
+            raise ParameterError(f"warmup must be between 0 and epochs ({self.epochs}), got {self.warmup}: "
+                                 f"lower warmup or raise epochs")
         if self.lr <= 0 or self.temperature <= 0 or self.mixup_alpha <= 0 or self.lambda_u < 0:
             raise ParameterError("lr, temperature and mixup_alpha must be positive, lambda_u non-negative")
         if self.n_clusters is not None and self.n_clusters < 2:

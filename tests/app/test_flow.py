@@ -1,9 +1,14 @@
 """Features → Cluster → Explore through AppTest on the digits demo with the fast `pixels` backbone."""
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
+
+from core.store import Store
 
 from tests.app.helpers import choose_digits, extract_pixels, run_until, texts
 
@@ -62,3 +67,35 @@ def test_pages_before_their_inputs_say_what_to_do_first(app: AppTest) -> None:
         app.switch_page(page).run()
         assert not app.exception
         assert needs in texts(app)
+
+
+def test_ruc_from_the_cluster_page_with_its_pick_lists(app: AppTest, allowed: Path) -> None:
+    choose_digits(app)
+    extract_pixels(app)
+    app.switch_page("pages/cluster.py").run()
+    app.selectbox(key="w_algo").select("ruc").run()
+    # text parameters with a fixed set of values are pick lists, not free text boxes
+    assert app.selectbox(key="p_ruc_input").options == ["auto", "features", "images", "pixels"]
+    assert app.selectbox(key="p_ruc_strategy").options == ["confidence", "metric", "hybrid"]
+    assert app.selectbox(key="p_ruc_initial").options == ["kmeans", "dac"]
+    assert [t.key for t in app.text_input if t.key and t.key.startswith("p_ruc_")] == ["p_ruc_initial_params"]
+    app.selectbox(key="p_ruc_input").select("pixels").run()
+    app.selectbox(key="p_ruc_strategy").select("confidence").run()
+    app.number_input(key="p_ruc_epochs").set_value(3).run()       # quick on CPU
+    app.number_input(key="p_ruc_warmup").set_value(1).run()
+    app.button(key="w_run").click().run()
+    run_until(app, lambda a: re.search(r"\*\*Run #\d+\*\* — ruc, k=10", texts(a)) is not None, timeout=300)
+
+    run = int(re.search(r"\*\*Run #(\d+)\*\*", texts(app)).group(1))
+    with Store(allowed.parent / "workspace") as store:
+        rec = store.run(run)
+        n_unclean = int(np.load(store.abs(rec["artifacts"]["unclean"])).sum())
+    assert rec["config"]["cluster"]["params"] == {"input": "pixels", "strategy": "confidence",
+                                                  "epochs": 3, "warmup": 1}
+    assert [h["epoch"] for h in rec["history"]] == [1, 2, 3]
+    assert 0 < n_unclean < 1797
+    assert f"RUC's final split: {1797 - n_unclean:,} clean, {n_unclean:,} unclean" in texts(app)
+    # the per-epoch history (clean set, its precision and ACC with the digits' labels) is drawn
+    assert "Training history (3 epochs)" in [e.label for e in app.expander]
+    shown = {t.get("name") for c in app.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]}
+    assert {"clean set (share of images)", "clean-set precision (ground truth)", "ACC (ground truth)"} <= shown

@@ -75,6 +75,22 @@ def test_outliers_marked_by_a_person_get_their_own_bar_and_trace() -> None:
     assert {t.name: len(t.customdata) for t in sc.data} == {"outliers": 2, "a": 2, "b": 2, "c": 1}
 
 
+def test_run_history_draws_what_each_clusterer_recorded() -> None:
+    ruc = [{"epoch": 1, "loss": 1.5, "clean_size": 50, "clean_fraction": 0.5, "clean_precision": 0.9, "acc": 0.8},
+           {"epoch": 2, "loss": 1.2, "clean_size": 70, "clean_fraction": 0.7, "clean_precision": 0.85, "acc": 0.82}]
+    fig = figures.run_history(ruc)
+    series = {t.name: (list(t.x), list(t.y), t.yaxis) for t in fig.data}
+    assert series == {"clean set (share of images)": ([1, 2], [0.5, 0.7], None),
+                      "clean-set precision (ground truth)": ([1, 2], [0.9, 0.85], None),
+                      "ACC (ground truth)": ([1, 2], [0.8, 0.82], None),
+                      "loss": ([1, 2], [1.5, 1.2], "y2")}
+    kmeans = [{"iteration": 1, "inertia": 9.0, "moved": 1.0}, {"iteration": 2, "inertia": 7.5, "moved": 0.1}]
+    fig = figures.run_history(kmeans)
+    assert [(t.name, list(t.y)) for t in fig.data] == [("inertia", [9.0, 7.5])]
+    assert fig.layout.xaxis.title.text == "iteration"
+    assert figures.run_history([]) is None
+
+
 def test_hover_preview_sends_one_image_for_the_hovered_id_only() -> None:
     images = np.zeros((3, 8, 8), np.uint8)
     images[1, 2:6, 3] = 255
