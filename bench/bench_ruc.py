@@ -138,16 +138,22 @@ def fit_one(job: dict) -> dict:
         X = d["features"] if job["x"] == "lite0" else d["umap"]
     emb = d["umap"] if job["embedding"] == "umap" else job["start_space"]
     t = time.perf_counter()
-    m = RUC(strategy=strat, device="cpu", random_state=seed, **params)
-    m.fit(X, initial_labels=d["labels"], embedding=emb, eval_labels=y)
-    secs = time.perf_counter() - t
+    labels, rounds = d["labels"], []
+    for r in range(job.get("rounds", 1)):
+        # round r > 0 starts from round r-1's labels, as "retrain" in the app or CLI does
+        first = labels
+        m = RUC(strategy=strat, device="cpu", random_state=seed + 1000 * r, **params)
+        m.fit(X, initial_labels=labels, embedding=emb, eval_labels=y)
+        labels = m.labels_
+        rounds.append(round(float(scores(y, labels)[0]), 3))
+    secs = (time.perf_counter() - t) / len(rounds)
     # what the networks alone predict for every sample (RUC reports the clean set's own labels
     # for clean samples): kept to show what trusting the clean set adds
     networks = m.classes_[m.probabilities_.argmax(1)]
     return dict(strategy=strat, seed=seed, start=scores(y, d["labels"]), final=scores(y, m.labels_),
                 networks_acc=float(scores(y, networks)[0]),
                 init_frac=float(m.initial_clean_mask_.mean()),
-                init_prec=clean_precision(d["labels"], m.initial_clean_mask_, y),
+                init_prec=clean_precision(first, m.initial_clean_mask_, y), rounds=rounds,
                 clean_frac=float(m.clean_mask_.mean()), clean_prec=clean_precision(m.labels_, m.clean_mask_, y),
                 seconds=secs, curve=[round(h["acc"], 3) for h in m.history_])
 
@@ -175,6 +181,8 @@ def main() -> None:
     ap.add_argument("--embedding", choices=["umap", "start"], default="umap",
                     help="space of the selectors: the UMAP-10 map, or the space the start clustered in")
     ap.add_argument("--params", default="{}", help="RUC params overriding the tuned ones, a dict literal")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="RUC again on its own output this many times in all (the app's retrain, without corrections)")
     ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
     ap.add_argument("--workspace", default=".cache/bench_ruc")
     ap.add_argument("--fresh", action="store_true", help="refit even when a fit is cached")
@@ -193,12 +201,13 @@ def main() -> None:
             d = data[s]
             start_space = d["space"]
             jobs.append(dict(data=d, strategy=strat, seed=s, params=params, x=a.x, embedding=a.embedding,
-                             start_space=start_space))
+                             start_space=start_space, rounds=a.rounds))
     # every finished fit is kept on disk (keyed by dataset, start, strategy, seed and settings), so
     # an interrupted run resumes and a finished one re-prints its table at once; --fresh refits
     cache = Path(a.workspace) / "bench_ruc_fits"
     cache.mkdir(parents=True, exist_ok=True)
-    tag = hashlib.sha1(repr((sorted(params.items()), a.x, a.embedding)).encode()).hexdigest()[:10]
+    tag = hashlib.sha1(repr((sorted(params.items()), a.x, a.embedding)
+                            + ((a.rounds,) if a.rounds > 1 else ())).encode()).hexdigest()[:10]
 
     def path(j: dict) -> Path:
         return cache / f"{a.dataset}-{a.start}-{j['strategy']}-s{j['seed']}-{tag}.json"
@@ -221,16 +230,21 @@ def main() -> None:
             results.append(_load(path(futures[fut])))
     for r in sorted(results, key=lambda r: (r["strategy"], r["seed"])):
         nets = f" (networks alone {r['networks_acc']:.3f})" if "networks_acc" in r else ""
-        print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}{nets}; "
+        more = f" (ACC after each round {r['rounds']})" if len(r.get("rounds", [])) > 1 else ""
+        print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}"
+              f"{more}{nets}; "
               f"ACC per epoch {r['curve']}", file=sys.stderr)
 
     start_name = {"digits": {"kmeans": "pixels → k-means", "dac": "pixels → UMAP-10 → DAC"},
                   "digits-simclr": {"kmeans": "SimCLR (digits) → k-means", "dac": "SimCLR (digits) → UMAP-10 → DAC"},
                   "fmnist": {"kmeans": "lite0@64 → UMAP-10 → k-means", "dac": "lite0@64 → UMAP-10 → DAC"}}
     st = np.array([scores(data[s]["truth"], data[s]["labels"]) for s in a.seeds])
+    rounds_note = (f", {a.rounds} rounds (each on the last one's labels; ACC / split columns: the last round)"
+                   if a.rounds > 1 else "")
     print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
           f"(pipeline, seeds {a.seeds}; {t_start:.0f} s incl. cached features), RUC {params}, "
-          f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}\n")
+          f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}"
+          f"{rounds_note}\n")
     print("| strategy | start ACC mean (min) | → ACC mean (min) | NMI mean (min) | ARI mean (min) "
           "| init clean: frac, precision mean (min) | final clean: frac, precision | s / fit |")
     print("|---|---|---|---|---|---|---|---|")
@@ -255,6 +269,14 @@ def main() -> None:
               f"| {mm(f[:, 2])} | {np.mean([r['init_frac'] for r in rs]):.2f}, "
               f"{mm(np.array([r['init_prec'] for r in rs]))} | {np.mean([r['clean_frac'] for r in rs]):.2f}, "
               f"{mm(np.array([r['clean_prec'] for r in rs]))} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+    if a.rounds > 1:
+        print("\nACC after each round, mean (min) over seeds:")
+        for strat in a.strategies.split(","):
+            rs = np.array([r["rounds"] for r in results
+                           if r["strategy"] == strat and len(r.get("rounds", [])) == a.rounds])
+            if len(rs):
+                print(f"- {strat}: " + ", ".join(f"round {i + 1} {rs[:, i].mean():.3f} ({rs[:, i].min():.3f})"
+                                                  for i in range(a.rounds)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from core.store import Store
-
 from tests.app.helpers import choose_digits, extract_pixels, run_until, texts
 
 
