@@ -137,6 +137,7 @@ def run_history(history: Sequence[dict]) -> go.Figure | None:
                                  hovertemplate=f"{step} %{{x}}: {cost} %{{y:.4g}}<extra></extra>"))
     fig = go.Figure(traces)
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.2),
-                      xaxis=dict(title=step), yaxis=dict(title="share", range=[0, 1.02]),
+                      xaxis=dict(title=step, dtick=1 if len(x) <= 20 else None),
+                      yaxis=dict(title="share", range=[0, 1.02]),
                       yaxis2=dict(title=cost or "", side="right", overlaying="y", showgrid=False))
     return fig
