@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reduce", default="none", help="none | pca:N | umap:N, applied before clustering")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
-                     help="algorithm option, repeatable (e.g. --param epochs=30)")
+                     help="algorithm option, repeatable (e.g. --param epochs=30); "
+                          "`python -m core algorithms NAME` lists them")
     run.add_argument("--map", default="umap", choices=MAP_METHODS, help="2-D map method")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     run.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser("datasets", help="list the built-in datasets and whether they can be used here")
     ds.add_argument("--json", action="store_true")
+    al = sub.add_parser("algorithms", help="list the clustering algorithms and their --param options")
+    al.add_argument("name", nargs="?", default=None, help="one algorithm (default: all)")
+    al.add_argument("--json", action="store_true")
     bb = sub.add_parser("backbones", help="list backbones and whether their weights can be had here")
     bb.add_argument("--workspace", default=None)
     bb.add_argument("--json", action="store_true")
@@ -235,6 +240,37 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# estimator parameters that `run` sets from its own flags (--k, --seed, --metric, --device)
+_RUN_FLAGS = ("n_clusters", "random_state", "metric", "device")
+
+
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    from core.cluster.registry import CLUSTERERS, available, clusterer_class
+
+    names = available() if args.name is None else [args.name]
+    CLUSTERERS.get(names[0])   # an unknown name fails here, listing the known ones
+    rows = []
+    for name in names:
+        cls = clusterer_class(name)
+        docs, choices = cls.parameter_docs(), cls.param_choices
+        rows.append({"name": name, "summary": (cls.__doc__ or "").strip().splitlines()[0],
+                     "params": [{"name": k, "default": v, "choices": list(choices.get(k, ())), "doc": docs.get(k, "")}
+                                for k, v in cls().get_params().items() if k not in _RUN_FLAGS]})
+    if args.json:
+        print(json.dumps(rows, default=repr))
+        return 0
+    for r in rows:
+        print(f"{r['name']}: {r['summary']}")
+        for p in r["params"]:
+            pick = f"  one of: {', '.join(p['choices'])}" if p["choices"] else ""
+            print(f"  --param {p['name']}={json.dumps(p['default'], default=repr)}{pick}")
+            if p["doc"]:
+                print(textwrap.fill(p["doc"], width=100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+        print()
+    print("k, the seed, the metric and the device are `run`'s own --k, --seed, --metric and --device.")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     from core.features.backbones import list_backbones
 
@@ -274,7 +310,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                                 f"to {summary['path']}")
 
 
-COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
+COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets, "algorithms": cmd_algorithms,
             "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export, "retrain": cmd_retrain}
 
 

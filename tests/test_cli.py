@@ -155,3 +155,19 @@ def test_train_backbone_cli_offers_every_engine_method_and_the_engine_defaults()
     engine = inspect.signature(train_backbone).parameters
     for name in ("epochs", "batch_size", "temperature", "augment"):
         assert opts[name].default == engine[name].default, name
+
+
+def test_algorithms_lists_each_param_with_its_default_choices_and_doc():
+    r = cli("algorithms", "ruc")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("ruc: Refine the labels of an existing clustering by robust co-training.")
+    assert '  --param strategy="hybrid"  one of: confidence, metric, hybrid\n' in out
+    assert "  --param tau=0.5\n      confidence threshold of the initial split" in out
+    assert "--param n_clusters" not in out and "--param device" not in out   # run's --k / --device
+    rows = json.loads(cli("algorithms", "--json").stdout)
+    assert [r["name"] for r in rows] == ["kmeans", "dac", "ruc"]
+    init = next(p for p in rows[0]["params"] if p["name"] == "init")
+    assert init["default"] == "k-means++" and init["choices"] == ["k-means++", "random"]
+    bad = cli("algorithms", "nope")
+    assert bad.returncode == 2 and "unknown algorithm 'nope'; choose one of: kmeans, dac, ruc" in bad.stderr

@@ -102,6 +102,13 @@ def param_choices(algo: str) -> dict[str, tuple[str, ...]]:
     return dict(clusterer_class(algo).param_choices)
 
 
+def param_docs(algo: str) -> dict[str, str]:
+    """name -> what the estimator's docstring says about it (the controls' tooltips)."""
+    from core.cluster.registry import clusterer_class
+
+    return clusterer_class(algo).parameter_docs()
+
+
 # -- datasets --------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False, max_entries=8)

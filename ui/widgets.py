@@ -99,7 +99,7 @@ COMMON_PARAMS = {"n_clusters", "random_state", "metric", "device"}
 def param_controls(algo: str, defaults: dict[str, Any]) -> None:
     """One widget per parameter, typed from its default; values go to the state via callbacks."""
     edited = get_state().algo_params.get(algo, {})
-    choices = engine.param_choices(algo)
+    choices, docs = engine.param_choices(algo), engine.param_docs(algo)
     names = [n for n in sorted(defaults) if n not in COMMON_PARAMS and _editable(defaults[n])]
     cols = st.columns(3)
     for i, name in enumerate(names):
@@ -109,20 +109,22 @@ def param_controls(algo: str, defaults: dict[str, Any]) -> None:
         def cb(name: str = name, key: str = key, default: Any = default) -> None:
             set_algo_param(algo, name, _parse(st.session_state[key], default))
 
+        tip = docs.get(name) or None
         with cols[i % 3]:
             if name in choices:
                 options = list(choices[name])
                 st.selectbox(name, options, index=options.index(value) if value in options else 0,
-                             key=key, on_change=cb)
+                             key=key, on_change=cb, help=tip)
             elif isinstance(default, bool):
-                st.checkbox(name, value=bool(value), key=key, on_change=cb)
+                st.checkbox(name, value=bool(value), key=key, on_change=cb, help=tip)
             elif isinstance(default, int):
-                st.number_input(name, value=int(value), step=1, key=key, on_change=cb)
+                st.number_input(name, value=int(value), step=1, key=key, on_change=cb, help=tip)
             elif isinstance(default, float):
-                st.number_input(name, value=float(value), format="%g", key=key, on_change=cb)
+                st.number_input(name, value=float(value), format="%g", key=key, on_change=cb, help=tip)
             else:
+                empty = "Empty = default (None)." if default is None else ""
                 st.text_input(name, value="" if value is None else str(value), key=key, on_change=cb,
-                              help="empty = default (None)" if default is None else None)
+                              help=" ".join(t for t in (tip, empty) if t) or None)
 
 
 def _editable(v: Any) -> bool:

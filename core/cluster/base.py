@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -33,6 +35,33 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
 
     def fit_predict(self, X, y=None, **fit_kwargs) -> np.ndarray:  # noqa: D401
         return self.fit(X, **fit_kwargs).labels_
+
+    @classmethod
+    def parameter_docs(cls) -> dict[str, str]:
+        """name -> its entry in the class docstring's "Parameters" list (one line of text), so the
+        CLI's ``algorithms`` listing and the app's tooltips say what the docstring says."""
+        lines = (inspect.getdoc(cls) or "").splitlines()
+        at = next((i + 1 for i, line in enumerate(lines) if line.strip().startswith("Parameters")), len(lines))
+        if at < len(lines) and set(lines[at].strip()) == {"-"}:   # numpydoc underline
+            at += 1
+        docs: dict[str, str] = {}
+        names: list[str] = []
+        indent = None
+        for line in lines[at:]:
+            if not line.strip():
+                break
+            ind = len(line) - len(line.lstrip())
+            indent = ind if indent is None else indent
+            entry = re.match(r"([a-z_]+(?:, [a-z_]+)*): (.*)", line.strip())
+            if ind == indent and entry:            # "name: text" or "a, b: text"
+                names = entry.group(1).split(", ")
+                docs.update(dict.fromkeys(names, entry.group(2)))
+            elif ind > indent and names:           # continuation of the last entry
+                for name in names:
+                    docs[name] += " " + line.strip()
+            else:
+                break
+        return docs
 
 
 def history_scores(labels: np.ndarray, eval_labels: np.ndarray | None) -> dict[str, float]:

@@ -77,6 +77,9 @@ def test_ruc_from_the_cluster_page_with_its_pick_lists(app: AppTest, allowed: Pa
     assert app.selectbox(key="p_ruc_input").options == ["auto", "features", "images", "pixels"]
     assert app.selectbox(key="p_ruc_strategy").options == ["confidence", "metric", "hybrid"]
     assert app.selectbox(key="p_ruc_initial").options == ["kmeans", "dac"]
+    # each control's tooltip is the estimator's docstring entry
+    assert app.selectbox(key="p_ruc_strategy").help.startswith("clean-set selection")
+    assert app.number_input(key="p_ruc_tau").help.startswith("confidence threshold of the initial split")
     assert [t.key for t in app.text_input if t.key and t.key.startswith("p_ruc_")] == ["p_ruc_initial_params"]
     app.selectbox(key="p_ruc_input").select("pixels").run()
     app.selectbox(key="p_ruc_strategy").select("confidence").run()

@@ -37,3 +37,20 @@ def test_ruc_refuses_itself_as_its_initial_clusterer() -> None:
     # before: initial='ruc' ran a nested RUC (on k-means) and then refined its output
     with pytest.raises(ParameterError, match="unknown initial clusterer 'ruc'; choose one of: kmeans, dac"):
         clusterer_class("ruc")(n_clusters=2, initial="ruc").fit(X)
+
+
+@pytest.mark.parametrize("algo", available())
+def test_every_parameter_has_its_docstring_entry(algo: str) -> None:
+    # the CLI's `algorithms` listing and the app's tooltips come from these entries
+    cls = clusterer_class(algo)
+    docs = cls.parameter_docs()
+    assert set(docs) == set(cls().get_params()), set(docs) ^ set(cls().get_params())
+    assert all(text.strip() for text in docs.values()), docs
+
+
+def test_parameter_docs_join_continuations_and_share_grouped_entries() -> None:
+    dac, ruc = clusterer_class("dac").parameter_docs(), clusterer_class("ruc").parameter_docs()
+    assert dac["u_start"] == dac["u_end"] == 'upper threshold (pairs above it are "same cluster"), falling.'
+    assert ruc["tau"].startswith("confidence threshold of the initial split (probabilities from cluster centroids, ")
+    assert ruc["tau"].endswith('"confidence" and "hybrid" only.')
+    assert "\n" not in ruc["balance"] and "  " not in ruc["balance"]
