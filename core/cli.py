@@ -310,8 +310,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                                 f"to {summary['path']}")
 
 
-COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets, "algorithms": cmd_algorithms,
-            "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export, "retrain": cmd_retrain}
+COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
+            "algorithms": cmd_algorithms, "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export,
+            "retrain": cmd_retrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
