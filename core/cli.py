@@ -240,11 +240,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-# estimator parameters that `run` sets from its own flags (--k, --seed, --metric, --device)
-_RUN_FLAGS = ("n_clusters", "random_state", "metric", "device")
-
-
 def cmd_algorithms(args: argparse.Namespace) -> int:
+    from core.cluster.base import RUN_PARAMS
     from core.cluster.registry import CLUSTERERS, available, clusterer_class
 
     names = available() if args.name is None else [args.name]
@@ -255,7 +252,7 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
         docs, choices = cls.parameter_docs(), cls.param_choices
         rows.append({"name": name, "summary": (cls.__doc__ or "").strip().splitlines()[0],
                      "params": [{"name": k, "default": v, "choices": list(choices.get(k, ())), "doc": docs.get(k, "")}
-                                for k, v in cls().get_params().items() if k not in _RUN_FLAGS]})
+                                for k, v in cls().get_params().items() if k not in RUN_PARAMS]})
     if args.json:
         print(json.dumps(rows, default=repr))
         return 0

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from core.cluster.base import RUN_PARAMS
 from core.data.base import ImageDataset
 from ui import engine
 from ui.state import get_state, set_algo_param, stop_job
@@ -92,15 +93,14 @@ def show_job_outcome() -> None:
 
 # -- parameter controls generated from an estimator's get_params() defaults -------------------
 
-# Set from the page's own controls (k slider, metric, seed, device), so not repeated here.
-COMMON_PARAMS = {"n_clusters", "random_state", "metric", "device"}
+# RUN_PARAMS are set from the page's own controls (k slider, metric, seed, device), so not repeated here.
 
 
 def param_controls(algo: str, defaults: dict[str, Any]) -> None:
     """One widget per parameter, typed from its default; values go to the state via callbacks."""
     edited = get_state().algo_params.get(algo, {})
     choices, docs = engine.param_choices(algo), engine.param_docs(algo)
-    names = [n for n in sorted(defaults) if n not in COMMON_PARAMS and _editable(defaults[n])]
+    names = [n for n in sorted(defaults) if n not in RUN_PARAMS and _editable(defaults[n])]
     cols = st.columns(3)
     for i, name in enumerate(names):
         default, value = defaults[name], edited.get(name, defaults[name])

@@ -21,6 +21,10 @@ from sklearn.base import BaseEstimator, ClusterMixin
 
 Callback = Callable[[dict[str, Any]], "bool | None"]
 
+# Estimator parameters a run sets from its own settings (k, seed, metric, device), not from the
+# per-algorithm options: the CLI's --k/--seed/--metric/--device and the Cluster page's controls.
+RUN_PARAMS = frozenset({"n_clusters", "random_state", "metric", "device"})
+
 
 class BaseClusterer(ClusterMixin, BaseEstimator):
     """Base class; subclasses implement ``fit``."""
