@@ -188,6 +188,8 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="refit even when a fit is cached")
     ap.add_argument("--cached-only", action="store_true", help="print the table of the fits already cached")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {a.rounds}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ast
 

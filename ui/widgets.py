@@ -93,11 +93,9 @@ def show_job_outcome() -> None:
 
 # -- parameter controls generated from an estimator's get_params() defaults -------------------
 
-# RUN_PARAMS are set from the page's own controls (k slider, metric, seed, device), so not repeated here.
-
-
 def param_controls(algo: str, defaults: dict[str, Any]) -> None:
-    """One widget per parameter, typed from its default; values go to the state via callbacks."""
+    """One widget per parameter, typed from its default; values go to the state via callbacks.
+    RUN_PARAMS (k, seed, metric, device) have the page's own controls, so are not repeated here."""
     edited = get_state().algo_params.get(algo, {})
     choices, docs = engine.param_choices(algo), engine.param_docs(algo)
     names = [n for n in sorted(defaults) if n not in RUN_PARAMS and _editable(defaults[n])]
@@ -183,7 +181,8 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
     history = rec.get("history") or []
     fig = figures.run_history(history)
     if fig is not None:
-        with st.expander(f"Training history ({len(history)} {'epochs' if 'epoch' in history[0] else 'iterations'})"):
+        steps = f"{len(fig.data[0].x)} {fig.layout.xaxis.title.text}s"   # "3 epochs", "12 iterations"
+        with st.expander(f"Training history ({steps})"):
             st.plotly_chart(fig, key=f"{key}_history")
     matrix = (rec["scores"] or {}).get("confusion")
     if matrix:
