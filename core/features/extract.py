@@ -3,8 +3,8 @@
 Extraction is a pure map over batches of sample indices (:class:`BatchMapper` then one forward
 per batch), so it can later run on Ray Data ``map_batches``. CPU: ``num_workers=0`` (on small
 machines workers fight torch's threads, see MEASURED.md); files are decoded in one prefetch
-thread only when torch leaves a core free. CUDA: workers + pinned memory, AMP (bf16 where
-supported, else fp16) and channels_last.
+thread only when torch leaves a core free. CUDA: workers + pinned memory, fp16 autocast and
+channels_last, every batch in one shape.
 """
 from __future__ import annotations
 
@@ -90,11 +90,28 @@ def _prefetch(batches: Iterable[torch.Tensor], depth: int = 2) -> Iterator[torch
         t.join(timeout=5)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The backbone's output for one batch. On the GPU under fp16 autocast: bf16 moved Lite0's
+    features up to 2.7 % in cosine from the CPU's fp32 ones, fp16 0.01 % (H200, bench/RESULTS.md
+    "GPU"); a batch whose fp16 output overflows is run again in fp32."""
+    if x.device.type != "cuda":
+        return model(x)
+    with torch.autocast("cuda", dtype=torch.float16):
+        f = model(x)
+    if not bool(torch.isfinite(f).all()):
+        f = model(x)
+    return f
+
+
+def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` (B, C, H, W) with its last row repeated up to ``rows`` rows, in x's memory format.
+    Why: on the GPU every new batch shape costs seconds of cuDNN set-up (1.7 s for Lite0's
+    last, shorter batch on an H200), far more than computing the few extra rows."""
+    if len(x) >= rows:
+        return x
+    cl = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    return torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])]).contiguous(memory_format=fmt)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -149,9 +166,10 @@ def extract_features(dataset: ImageDataset, backbone: str = "efficientnet_lite0"
                 raise Cancelled(f"feature extraction stopped after {done} of {n} images; nothing was saved")
             x = to_model_input(batch.to(dev, non_blocking=True), size, bb.mean, bb.std,
                                keep_gray=bb.keeps_gray, channels_last=cuda)
-            with _autocast(dev):
-                f = model(x)
-            f = f.float().cpu().numpy()
+            rows = len(x)
+            if cuda and done:   # the last, shorter batch runs in the first batch's shape
+                x = pad_rows(x, batch_size)
+            f = forward(model, x)[:rows].float().cpu().numpy()
             if out is None:
                 out = np.empty((n, f.shape[1]), np.float32)
             out[done: done + len(f)] = f

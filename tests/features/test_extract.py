@@ -115,3 +115,25 @@ def test_cancel_on_the_file_path_stops_the_decoder_thread() -> None:
         extract_features(ds, "pixels", image_size=8, batch_size=2, should_stop=lambda: len(seen) >= 2,
                          progress=lambda *a: seen.append(a))
     assert not [t for t in threading.enumerate() if t.name == "clusterlens-prefetch"]
+
+
+def test_pad_rows_repeats_the_last_row_and_keeps_the_memory_format() -> None:
+    from core.features.extract import pad_rows
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    p = pad_rows(x, 5)
+    assert p.shape == (5, 3, 4, 4)
+    assert torch.equal(p[:2], x) and all(torch.equal(p[i], x[1]) for i in range(2, 5))
+    assert p.is_contiguous(memory_format=torch.channels_last)
+    flat = torch.ones(3, 7)
+    assert pad_rows(flat, 4).shape == (4, 7) and pad_rows(flat, 4).is_contiguous()
+    assert pad_rows(flat, 2) is flat   # a full (or larger) batch is left alone
+
+
+def test_forward_on_the_cpu_is_the_plain_fp32_model() -> None:
+    from core.features.extract import forward
+
+    model = torch.nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+    f = forward(model, x)
+    assert f.dtype == torch.float32 and torch.equal(f, model(x))
