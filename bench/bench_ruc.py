@@ -28,15 +28,16 @@ Ground truth is used only to score: RUC sees it only as ``eval_labels`` (history
 split precision is measured after the fact, and the final labels are the last epoch's (no
 picking the best epoch). Split precision = share of the clean set whose label is right after
 Hungarian matching of all labels to the classes. Each (strategy, seed) fit runs in its own
-process with one thread (``--jobs`` at a time); "seconds" is the wall time of one fit on this
-shared machine. Features, maps and finished fits are cached under ``--workspace`` (default
-.cache/bench_ruc; ``--fresh`` refits).
+process with one thread (``--jobs`` at a time; ``--device cuda``: the fits share the GPU);
+"seconds" is the wall time of one fit on this shared machine. Features, maps and finished fits
+are cached under ``--workspace`` (default .cache/bench_ruc; ``--fresh`` refits).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -122,7 +123,7 @@ def scores(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def fit_one(job: dict) -> dict:
-    """One RUC fit (in a worker process, one thread)."""
+    """One RUC fit (in a worker process, one CPU thread; on the GPU with ``--device cuda``)."""
     import torch
 
     torch.set_num_threads(1)
@@ -142,7 +143,7 @@ def fit_one(job: dict) -> dict:
     for r in range(job.get("rounds", 1)):
         # round r > 0 starts from round r-1's labels, as "retrain" in the app or CLI does
         first = labels
-        m = RUC(strategy=strat, device="cpu", random_state=seed + 1000 * r, **params)
+        m = RUC(strategy=strat, device=job.get("device", "cpu"), random_state=seed + 1000 * r, **params)
         m.fit(X, initial_labels=labels, embedding=emb, eval_labels=y)
         labels = m.labels_
         rounds.append(round(float(scores(y, labels)[0]), 3))
@@ -184,6 +185,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1,
                     help="RUC again on its own output this many times in all (the app's retrain, without corrections)")
     ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda: where each fit trains (fits share one GPU)")
     ap.add_argument("--workspace", default=".cache/bench_ruc")
     ap.add_argument("--fresh", action="store_true", help="refit even when a fit is cached")
     ap.add_argument("--cached-only", action="store_true", help="print the table of the fits already cached")
@@ -203,13 +205,14 @@ def main() -> None:
             d = data[s]
             start_space = d["space"]
             jobs.append(dict(data=d, strategy=strat, seed=s, params=params, x=a.x, embedding=a.embedding,
-                             start_space=start_space, rounds=a.rounds))
+                             start_space=start_space, rounds=a.rounds, device=a.device))
     # every finished fit is kept on disk (keyed by dataset, start, strategy, seed and settings), so
     # an interrupted run resumes and a finished one re-prints its table at once; --fresh refits
     cache = Path(a.workspace) / "bench_ruc_fits"
     cache.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha1(repr((sorted(params.items()), a.x, a.embedding)
-                            + ((a.rounds,) if a.rounds > 1 else ())).encode()).hexdigest()[:10]
+                            + ((a.rounds,) if a.rounds > 1 else ())
+                            + ((a.device,) if a.device != "cpu" else ())).encode()).hexdigest()[:10]
 
     def path(j: dict) -> Path:
         return cache / f"{a.dataset}-{a.start}-{j['strategy']}-s{j['seed']}-{tag}.json"
@@ -223,7 +226,9 @@ def main() -> None:
             todo.append(j)
     if a.cached_only:
         todo = []
-    with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+    # CUDA cannot be used in a forked child of a process that touched it: start fresh workers
+    ctx = multiprocessing.get_context("spawn" if a.device.startswith("cuda") else None)
+    with ProcessPoolExecutor(max_workers=max(1, a.jobs), mp_context=ctx) as pool:
         futures = {pool.submit(fit_one, j): j for j in todo}
         for fut in as_completed(futures):
             r = fut.result()
@@ -246,7 +251,7 @@ def main() -> None:
     print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
           f"(pipeline, seeds {a.seeds}; {t_start:.0f} s incl. cached features), RUC {params}, "
           f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}"
-          f"{rounds_note}\n")
+          f"{rounds_note}, fits on {a.device}{'' if a.device != 'cpu' else ' (one thread each)'}, {a.jobs} at a time\n")
     print("| strategy | start ACC mean (min) | → ACC mean (min) | NMI mean (min) | ARI mean (min) "
           "| init clean: frac, precision mean (min) | final clean: frac, precision | s / fit |")
     print("|---|---|---|---|---|---|---|---|")
