@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 
 from core.augment import strong_augment, weak_augment
 from core.cluster.base import BaseClusterer, Callback, history_scores
+from core.cluster.inputs import input_tensor
 from core.device import resolve_device, set_cpu_threads
 from core.errors import ParameterError, TrainingError
 from core.losses.dac import balance_loss, dac_loss, pairwise_similarity, select_pairs, threshold_schedule
@@ -219,7 +220,7 @@ class DAC(BaseClusterer):
             fixed = fixed.astype(np.int64)
 
         if kind == "features":
-            data = torch.as_tensor(arr, dtype=torch.float32)
+            data = input_tensor(arr, torch.float32)
             mean = data.mean(0)
             if self.standardize == "global":     # one scale for all dimensions: keeps the geometry
                 std = data.var(0).mean().sqrt().clamp_min(1e-6).expand(data.shape[1]).clone()
@@ -240,8 +241,8 @@ class DAC(BaseClusterer):
         if min(arr.shape[2:]) < 8:
             raise ParameterError(f"images must be at least 8x8 pixels, got {arr.shape[2]}x{arr.shape[3]}")
         if arr.dtype == np.uint8:
-            return torch.from_numpy(np.ascontiguousarray(arr))
-        t = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float32)
+            return input_tensor(np.ascontiguousarray(arr))
+        t = input_tensor(np.ascontiguousarray(arr), torch.float32)
         lo, hi = float(t.min()), float(t.max())
         if lo < 0.0 or hi > 1.0:       # e.g. 0..255 floats or 0..16 (digits): rescale to [0, 1]
             t = (t - lo) / max(hi - lo, 1e-12)
@@ -473,7 +474,7 @@ class DAC(BaseClusterer):
         if kind == "features":
             if arr.ndim != 2 or arr.shape[1] != shape[0]:
                 raise ParameterError(f"expected features of shape (N, {shape[0]}), got {arr.shape}")
-            prep = _Prepared(kind, torch.as_tensor(arr, dtype=torch.float32), mean, std)
+            prep = _Prepared(kind, input_tensor(arr, torch.float32), mean, std)
         else:
             prep = _Prepared(kind, self._image_tensor(arr))
             if prep.data.shape[1] != shape[0]:

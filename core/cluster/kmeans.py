@@ -28,6 +28,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from core.cluster.base import BaseClusterer, Callback, history_scores
+from core.cluster.inputs import input_tensor
 from core.device import resolve_device
 from core.errors import ParameterError
 
@@ -312,7 +313,7 @@ def _as_matrix(X: Any, name: str) -> torch.Tensor:
                 arr = arr.astype(np.float32)
         except (TypeError, ValueError) as e:
             raise ParameterError(f"{name} must be a numeric array; it could not be read as numbers ({e})") from None
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = input_tensor(np.ascontiguousarray(arr))
     if t.ndim != 2:
         hint = " Reshape a single feature with X.reshape(-1, 1)." if t.ndim == 1 else ""
         raise ParameterError(

@@ -36,6 +36,7 @@ import torch
 
 from core.cluster import ruc_select as sel
 from core.cluster.base import BaseClusterer, Callback, history_scores
+from core.cluster.inputs import input_tensor
 from core.cluster.ruc_train import State, TrainSpec, predict_probs, train
 from core.device import resolve_device, set_cpu_threads
 from core.errors import ParameterError
@@ -295,7 +296,7 @@ class RUC(BaseClusterer):
         if self.n_clusters is not None and self.n_clusters < 2:
             raise ParameterError(f"n_clusters must be at least 2, got {self.n_clusters}")
 
-        arr = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+        arr = X.detach().cpu() if isinstance(X, torch.Tensor) else input_tensor(np.asarray(X))
         if arr.ndim not in (2, 3, 4) or len(arr) < 2:
             raise ParameterError(
                 f"X must be (N, D) features or (N, [C,] H, W) images with N >= 2, got shape {tuple(arr.shape)}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.cluster.inputs import input_tensor
 from core.errors import ParameterError
 
 # Rows per block of the N x N similarity product: bounds memory to ~block * N floats.
@@ -81,7 +82,7 @@ def knn_indices(embedding: np.ndarray, k_neighbors: int, *, device: str | torch.
         )
     if not np.isfinite(emb).all():
         raise ParameterError("embedding contains NaN or infinite values; clean or re-extract the features")
-    z = torch.as_tensor(emb, dtype=torch.float32, device=device)
+    z = input_tensor(emb, torch.float32).to(device)
     z = z - z.mean(0, keepdim=True)
     z = torch.nn.functional.normalize(z, dim=1)
     out = torch.empty((n, k_neighbors), dtype=torch.int64)
@@ -140,7 +141,7 @@ def centroid_probs(embedding: np.ndarray, labels: np.ndarray, n_classes: int, te
     """Soft assignments (N, k) from the labels alone, for the confidence strategy when the
     clustering gave no probabilities: softmax over cosine similarity to each cluster's centroid
     (centred, L2-normalised embedding) divided by ``temperature``. Empty clusters get 0."""
-    z = torch.as_tensor(np.asarray(embedding), dtype=torch.float32)
+    z = input_tensor(np.asarray(embedding), torch.float32)
     z = torch.nn.functional.normalize(z - z.mean(0, keepdim=True), dim=1)
     lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     cent = torch.zeros(n_classes, z.shape[1]).index_add_(0, lab, z)
