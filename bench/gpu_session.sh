@@ -48,7 +48,7 @@ grep -q '^| hybrid' "$OUT/ruc_fmnist.log" || part ruc_fmnist_partial 30 python3 
 part ruc_digits 60 python3 bench/bench_ruc.py --dataset digits --strategies hybrid,confidence,metric \
   --device "$DEVICE" --jobs 3 --workspace .gpu/dws
 part gpu_kmeans 40 python3 bench/bench_gpu.py --device "$DEVICE" --sections kmeans
-part gpu_extract 80 python3 bench/bench_gpu.py --device "$DEVICE" --sections extract
+part gpu_extract 110 bash -c "python3 bench/gpu_extract_check.py; python3 bench/bench_gpu.py --device $DEVICE --sections extract"
 part gpu_dac_simclr 100 python3 bench/bench_gpu.py --device "$DEVICE" --sections dac,simclr --simclr-seconds 45
 tar czf "$OUT/ruc_fits.tgz" .gpu/fws/bench_ruc_fits .gpu/dws/bench_ruc_fits 2>/dev/null
 echo "total $(( $(date +%s) - t0 )) s"
