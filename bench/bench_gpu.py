@@ -107,17 +107,8 @@ def _pure_rate(model: torch.nn.Module, dev: torch.device, size: int, batch: int,
     return n / (time.perf_counter() - t)
 
 
-def _e2e_rate(ds, backbone: str, size: int, batch: int, device: str, **kw) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
-    from core.features import extract_features
-
-    rates: list[float] = []
-    f = extract_features(ds, backbone, image_size=size, batch_size=batch, device=device,
-                         progress=lambda d, n, r: rates.append(r), **kw)
-    return rates[-1], f
-
-
 def bench_extract(dev: torch.device, batch: int, seconds: float, images: int) -> None:
-    from bench_extract import fashion_pngs, head, open_pngs
+    from bench_extract import e2e_rate, fashion_pngs, head, open_pngs
 
     from core.data.demos import load_fashion
     from core.features import ARCHS, get_backbone, save_backbone_checkpoint
@@ -139,12 +130,12 @@ def bench_extract(dev: torch.device, batch: int, seconds: float, images: int) ->
                 if dev.type == "cuda":
                     model = model.to(memory_format=torch.channels_last)
                 pure = _pure_rate(model, dev, size, batch, seconds)
-                _e2e_rate(head(ds_arr, 2 * batch), backbone, size, batch, str(dev), **kw)   # warm-up
-                arr, f_gpu = _e2e_rate(ds_arr, backbone, size, batch, str(dev), **kw)
-                png, _ = _e2e_rate(ds_png, backbone, size, batch, str(dev), **kw)
-                cpu_probe, _ = _e2e_rate(head(ds_arr, 64), backbone, size, 64, "cpu", **kw)
+                e2e_rate(head(ds_arr, 2 * batch), backbone, size, batch, str(dev), **kw)   # warm-up
+                arr, _, f_gpu = e2e_rate(ds_arr, backbone, size, batch, str(dev), **kw)
+                png, _, _ = e2e_rate(ds_png, backbone, size, batch, str(dev), **kw)
+                cpu_probe, _, _ = e2e_rate(head(ds_arr, 64), backbone, size, 64, "cpu", **kw)
                 m = int(min(len(ds_arr), max(256, cpu_probe * seconds)))
-                cpu, f_cpu = _e2e_rate(head(ds_arr, m), backbone, size, 64, "cpu", **kw)
+                cpu, _, f_cpu = e2e_rate(head(ds_arr, m), backbone, size, 64, "cpu", **kw)
                 cos = float((f_gpu[:256] * f_cpu[:256]).sum(1).min())   # both L2-normalised
                 rows.append((label, size, pure, arr, png, cpu, cos))
                 print(f"  done: {label} {size}px", file=sys.stderr, flush=True)
