@@ -105,7 +105,7 @@ def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     """``x`` (B, C, H, W) with its last row repeated up to ``rows`` rows, in x's memory format.
-    Why: on the GPU every new batch shape costs seconds of cuDNN set-up (1.7 s for Lite0's
+    Why: on the GPU every new batch shape costs seconds of one-off set-up (1.7 s for Lite0's
     last, shorter batch on an H200), far more than computing the few extra rows."""
     if len(x) >= rows:
         return x
