@@ -24,7 +24,9 @@ unclean weight (``lambda_u`` about 5) for small image sets.
 
 Cluster ids: the ids present in the initial labels (and corrections) are kept; missing ids
 (empty clusters) are skipped and ``labels_`` reuses the original ids. A singleton cluster is
-kept (its one sample stays clean) but may lose or gain members during training.
+kept (its one sample stays clean) but may lose or gain members during training. No cluster is
+deleted: when both networks would move every member of a cluster elsewhere, its initial clean
+samples stay in it.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ class RUC(BaseClusterer):
         balance: "start" = per-cluster clean quotas and distribution alignment follow the starting
             cluster sizes; "free" = they follow the networks' current predicted sizes (each kept
             at >= 1/4 of its starting size), so a class the start split in two can be merged
-            back (but a cluster may also empty out); "uniform" = equal sizes (the equipartition
+            back; "uniform" = equal sizes (the equipartition
             prior of SCAN / SeLa / DAC's balance term): a merged pair must come apart and a split
             class must give back half, but it fights truly unequal classes.
         sinkhorn_iters: passes of the distribution alignment (1 = one rescaling; more =

@@ -221,8 +221,9 @@ def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, 
     and the strategy's check holds for that prediction (ensemble confidence >= grow_tau; the
     embedding neighbours vote for it; or both). Then, per cluster,
     at most ``quota * prior_c * N`` candidates, the most confident first: the clean set keeps
-    those proportions, so no cluster vanishes or swallows another. Labels a person set are
-    always clean and always their own target.
+    those proportions, so no cluster vanishes or swallows another; a cluster the networks would
+    empty keeps its anchored initial clean samples. Labels a person set are always clean and
+    always their own target.
     """
     each = predict_each(nets, X, max(256, spec.batch_size), device).numpy()
     probs = each.mean(0)
@@ -243,6 +244,15 @@ def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, 
     # both networks agree on another cluster
     anchor = start_clean & ~fixed & ~(agree & (pred != start_labels))
     labels = np.where(fixed | anchor, start_labels, pred)
+    # ...but not all at once out of one cluster: had every member left cluster c, the networks
+    # would delete a cluster the person asked for (digits, README's RUC command: the small
+    # cluster of 1s was swallowed by the 1s-and-8s one after warm-up, 10 clusters became 9).
+    # Its anchors stay, so it keeps its trusted core and its own training targets.
+    for c in np.flatnonzero(np.bincount(labels[~fixed], minlength=k) + np.bincount(
+            state.labels[fixed], minlength=k) == 0):
+        back = start_clean & ~fixed & (start_labels == c)
+        anchor |= back
+        labels[back] = c
     labels = np.where(fixed, state.labels, labels)
     score = aligned[np.arange(n), labels]
     cand = agree & ~fixed & ~anchor

@@ -258,3 +258,41 @@ def test_clean_samples_report_their_trusted_label():
     assert (m.labels_[clean] == y[clean]).mean() >= 0.99
     assert (m.labels_ == y).mean() >= (networks == y).mean() + 0.03
     np.testing.assert_array_equal(m.labels_[~clean], networks[~clean])
+
+
+class _Votes(torch.nn.Module):
+    """A stand-in network that outputs fixed logits per sample (row i of ``logits``)."""
+
+    def __init__(self, logits: np.ndarray):
+        super().__init__()
+        self.logits = torch.as_tensor(logits, dtype=torch.float32)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.logits[idx[:, 0].long()]
+
+
+@pytest.mark.parametrize("balance", ["start", "free", "uniform"])
+def test_networks_agreeing_elsewhere_cannot_delete_a_cluster(balance):
+    """Both networks confidently put every member of cluster 1 into cluster 0 (what happened on
+    digits with the README's RUC command: 10 clusters in, 9 out). Cluster 1's anchors stay in
+    it with their label; the rest of the relabelling goes through."""
+    from core.cluster.ruc_train import State, TrainSpec, _reselect
+
+    start = np.array([0] * 6 + [1] * 4 + [2] * 6)
+    start_clean = np.array([1, 1, 1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 0, 0, 0], bool)
+    votes = np.where(start == 1, 0, start)            # the networks' verdict: cluster 1 is empty
+    votes[5] = 2                                      # and one unclean member of 0 belongs to 2
+    logits = 20.0 * np.eye(3)[votes]
+    nets = [_Votes(logits), _Votes(logits)]
+    X = torch.arange(len(start), dtype=torch.float32)[:, None]
+    spec = TrainSpec(strategy="confidence", epochs=4, batch_size=8, lr=1e-3, weight_decay=0, smoothing=0,
+                     temperature=0.5, mixup_alpha=0.75, lambda_u=1, grow_tau=0.5, warmup=1, max_clean=1.0,
+                     balance=balance)
+    state = State(labels=start.copy(), clean=start_clean.copy(), probs=np.eye(3)[start])
+    fixed = np.zeros(len(start), bool)
+    out = _reselect(X, state, fixed, nets, spec, None, torch.device("cpu"), grow=True,
+                    prior=np.bincount(start) / len(start), quota=1.0, start_labels=start, start_clean=start_clean)
+    assert out.labels[6:8].tolist() == [1, 1] and out.clean[6:8].all()   # the anchors held
+    assert out.labels[8:10].tolist() == [0, 0]                          # unclean members moved
+    assert out.labels[5] == 2                                           # other moves unaffected
+    assert sorted(np.unique(out.labels).tolist()) == [0, 1, 2]
