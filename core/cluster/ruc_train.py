@@ -243,17 +243,15 @@ def _reselect(X, state: State, fixed, nets, spec: TrainSpec, neighbors, device, 
     # the initial split is precise: its samples stay clean with their starting labels unless
     # both networks agree on another cluster
     anchor = start_clean & ~fixed & ~(agree & (pred != start_labels))
-    labels = np.where(fixed | anchor, start_labels, pred)
+    labels = np.where(fixed, state.labels, np.where(anchor, start_labels, pred))
     # ...but not all at once out of one cluster: had every member left cluster c, the networks
-    # would delete a cluster the person asked for (digits, README's RUC command: the small
-    # cluster of 1s was swallowed by the 1s-and-8s one after warm-up, 10 clusters became 9).
+    # would delete a cluster the person asked for (digits, pixels -> UMAP-10 -> RUC's defaults:
+    # the small cluster of 1s was swallowed by the 1s-and-8s one after warm-up, 10 became 9).
     # Its anchors stay, so it keeps its trusted core and its own training targets.
-    for c in np.flatnonzero(np.bincount(labels[~fixed], minlength=k) + np.bincount(
-            state.labels[fixed], minlength=k) == 0):
+    for c in np.flatnonzero(np.bincount(labels, minlength=k) == 0):
         back = start_clean & ~fixed & (start_labels == c)
         anchor |= back
         labels[back] = c
-    labels = np.where(fixed, state.labels, labels)
     score = aligned[np.arange(n), labels]
     cand = agree & ~fixed & ~anchor
     if spec.strategy in ("confidence", "hybrid"):
