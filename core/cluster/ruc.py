@@ -80,9 +80,9 @@ class RUC(BaseClusterer):
         balance: "start" = per-cluster clean quotas and distribution alignment follow the starting
             cluster sizes; "free" = they follow the networks' current predicted sizes (each kept
             at >= 1/4 of its starting size), so a class the start split in two can be merged
-            back; "uniform" = equal sizes (the equipartition
-            prior of SCAN / SeLa / DAC's balance term): a merged pair must come apart and a split
-            class must give back half, but it fights truly unequal classes.
+            back; "uniform" = equal sizes (the equipartition prior of SCAN / SeLa / DAC's
+            balance term): a merged pair must come apart and a split class must give back
+            half, but it fights truly unequal classes.
         sinkhorn_iters: passes of the distribution alignment (1 = one rescaling; more =
             Sinkhorn-Knopp, so the predicted sizes really follow the balance prior even when
             the networks are confident).

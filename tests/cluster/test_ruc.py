@@ -274,8 +274,8 @@ class _Votes(torch.nn.Module):
 @pytest.mark.parametrize("balance", ["start", "free", "uniform"])
 def test_networks_agreeing_elsewhere_cannot_delete_a_cluster(balance):
     """Both networks confidently put every member of cluster 1 into cluster 0 (what happened on
-    digits with the README's RUC command: 10 clusters in, 9 out). Cluster 1's anchors stay in
-    it with their label; the rest of the relabelling goes through."""
+    digits, pixels -> UMAP-10 -> k-means -> RUC with its defaults: 10 clusters in, 9 out).
+    Cluster 1's anchors stay in it with their label; the rest of the relabelling goes through."""
     from core.cluster.ruc_train import State, TrainSpec, _reselect
 
     start = np.array([0] * 6 + [1] * 4 + [2] * 6)
