@@ -136,14 +136,32 @@ def _progress_printer(quiet: bool):
             if fraction >= 1.0:
                 bar.close()
         elif stage == "cluster" and message.startswith("{"):   # one training epoch / iteration
-            rec = json.loads(message)
-            shown = {k: v for k, v in rec.items() if k in ("epoch", "loss", "acc", "clean_fraction")}
-            if shown:
-                print(f"  cluster: {shown}", file=sys.stderr)
+            line = _epoch_line(json.loads(message))
+            if line:
+                print(line, file=sys.stderr)
         else:
             print(f"[{stage}] {message}", file=sys.stderr)
 
     return progress
+
+
+def _epoch_line(rec: dict[str, Any]) -> str | None:
+    """One DAC/RUC training epoch as a short line; None for records without an epoch (k-means
+    iterations). ACC and clean-set precision appear only when the data has ground truth."""
+    if "epoch" not in rec:
+        return None
+    parts = [f"loss {rec['loss']:.4f}"] if "loss" in rec else []
+    if "clean_fraction" in rec:
+        clean = f"clean {100 * rec['clean_fraction']:.1f} %"
+        if "clean_precision" in rec:
+            clean += f" (precision {rec['clean_precision']:.3f})"
+        parts.append(clean)
+    if "selected_fraction" in rec:
+        parts.append(f"selected {100 * rec['selected_fraction']:.1f} %")
+    if "acc" in rec:
+        parts.append(f"ACC {rec['acc']:.3f}")
+    head = f"  epoch {rec['epoch']}" + (f" (restart {rec['init']})" if "init" in rec else "")
+    return head + ": " + ", ".join(parts)
 
 
 def _emit(args: argparse.Namespace, summary: Any, text: str) -> int:

@@ -1,6 +1,7 @@
 """`python -m core …` as a user runs it: real subprocesses, real workspace."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,10 @@ def test_retrain_with_corrections_held_prints_the_new_run(tmp_path, capsys):
     assert summary["n_samples"] == 200 and summary["features_from_cache"] is True
     assert {"acc", "nmi", "silhouette"} <= set(summary["scores"])
     assert "4 corrected sample(s) held fixed" in r.stderr
+    epochs = [ln for ln in r.stderr.splitlines() if ln.startswith("  epoch ")]
+    assert [ln.split(":")[0] for ln in epochs] == [f"  epoch {e}" for e in range(1, 9)]
+    assert re.fullmatch(r"  epoch 8: loss \d+\.\d{4}, clean \d+\.\d % \(precision [01]\.\d{3}\), "
+                        r"ACC [01]\.\d{3}", epochs[-1]), epochs[-1]
     with Store(ws) as store:
         new = store.assignments(summary["run_id"])[0]
         assert (new[fixed >= 0] == labels[0]).all()
@@ -171,3 +176,15 @@ def test_algorithms_lists_each_param_with_its_default_choices_and_doc():
     assert init["default"] == "k-means++" and init["choices"] == ["k-means++", "random"]
     bad = cli("algorithms", "nope")
     assert bad.returncode == 2 and "unknown algorithm 'nope'; choose one of: kmeans, dac, ruc" in bad.stderr
+
+
+def test_training_epochs_print_as_short_lines():
+    from core.cli import _epoch_line
+
+    ruc = {"epoch": 6, "loss": 1.2174964, "clean_size": 945, "clean_fraction": 0.52532,
+           "clean_precision": 0.94612, "acc": 0.87813, "seconds": 3.2}
+    assert _epoch_line(ruc) == "  epoch 6: loss 1.2175, clean 52.5 % (precision 0.946), ACC 0.878"
+    dac = {"epoch": 3, "upper": 0.9, "lower": 0.5, "selected_fraction": 0.4125, "loss": 0.2246,
+           "mean_confidence": 0.7, "init": 2}
+    assert _epoch_line(dac) == "  epoch 3 (restart 2): loss 0.2246, selected 41.2 %"
+    assert _epoch_line({"iteration": 4, "inertia": 12.0, "moved": 0.01, "restart": 0}) is None
