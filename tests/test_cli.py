@@ -184,7 +184,7 @@ def test_training_epochs_print_as_short_lines():
     ruc = {"epoch": 6, "loss": 1.2174964, "clean_size": 945, "clean_fraction": 0.52532,
            "clean_precision": 0.94612, "acc": 0.87813, "seconds": 3.2}
     assert _epoch_line(ruc) == "  epoch 6: loss 1.2175, clean 52.5 % (precision 0.946), ACC 0.878"
-    dac = {"epoch": 3, "upper": 0.9, "lower": 0.5, "selected_fraction": 0.4125, "loss": 0.2246,
+    dac = {"epoch": 3, "upper": 0.9, "lower": 0.5, "selected_fraction": 0.4131, "loss": 0.2246,
            "mean_confidence": 0.7, "init": 2}
-    assert _epoch_line(dac) == "  epoch 3 (restart 2): loss 0.2246, selected 41.2 %"
+    assert _epoch_line(dac) == "  epoch 3 (restart 2): loss 0.2246, selected 41.3 %"
     assert _epoch_line({"iteration": 4, "inertia": 12.0, "moved": 0.01, "restart": 0}) is None
