@@ -36,7 +36,7 @@ with mid:
               help="Samples whose confidence is below this are counted (and sorted) as doubtful.",
               **bind("w_threshold", lambda s, v: setattr(s, "threshold", float(v))))
 with right:
-    reduces = ["none", "pca:50", "pca:20", "umap:10"]
+    reduces = list(dict.fromkeys(["none", "pca:50", "pca:20", "umap:10", c.reduce]))   # + an opened run's own
     st.selectbox("Reduce before clustering", reduces, index=reduces.index(c.reduce) if c.reduce in reduces else 0,
                  help="PCA to 50 dimensions makes k-means much faster with equal or better accuracy.",
                  **bind("w_reduce", lambda s, v: set_cluster(reduce=v)))
@@ -70,4 +70,5 @@ if len(done) > 1:
             default = state.compare[i] if state.compare[i] in ids else ids[min(i, len(ids) - 1)]
             rid = st.selectbox(f"Run {'AB'[i]}", ids, index=ids.index(default), format_func=lambda r: f"#{r}",
                                **bind(f"w_compare_{i}", lambda s, v, i=i: set_compare(i, v)))
-            run_view(str(cfg.workspace), rid, ds.class_names, state.threshold, key=f"compare_{i}")
+            run_view(str(cfg.workspace), rid, ds.class_names, state.threshold, key=f"compare_{i}",
+                     narrow=True)

@@ -258,6 +258,18 @@ def set_cluster(rerun: bool = True, **changes: Any) -> None:
         start_cluster()
 
 
+def adopt_cluster_settings(conf: dict[str, Any] | None) -> None:
+    """Put a finished run's clustering settings (algorithm, k, metric, reduction, seed and the
+    algorithm's own parameters) on the Cluster page, so its controls show that run and Run starts
+    from it. A run of an algorithm this install does not offer leaves the page as it was."""
+    s, conf = get_state(), dict(conf or {})
+    if conf.get("algo") not in engine.algorithms():
+        return
+    fields = set(ClusterConfig.__dataclass_fields__) - {"params"}
+    s.cluster = replace(s.cluster, **{k: v for k, v in conf.items() if k in fields})
+    s.algo_params[s.cluster.algo] = dict(conf.get("params") or {})
+
+
 def set_algo_param(algo: str, name: str, value: Any) -> None:
     s = get_state()
     s.algo_params.setdefault(algo, {})[name] = value

@@ -383,6 +383,31 @@ def test_without_a_run_the_page_offers_the_workspace_runs(reviewing: AppTest, al
     assert component_data(fresh, PICKER)["tiles"]
 
 
+def test_an_opened_run_puts_its_settings_on_the_cluster_page(allowed: Path) -> None:
+    """A run made elsewhere (the CLI) and opened from the Review page: the Cluster page's controls
+    show that run's algorithm, k, reduction, seed and own parameters, so Run starts from it."""
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+
+    run = run_pipeline(RunConfig(
+        data=DataConfig("digits"), features=FeatureConfig(backbone="pixels"),
+        cluster=ClusterConfig(algo="dac", k=7, seed=3, reduce="pca:30", params={"epochs": 2, "balance": 0.5}),
+        map=MapConfig(method="pca"), workspace=str(workspace(allowed)))).run_id
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    at.button(key="w_rv_open_run").click().run()
+    run_until(at, lambda a: f"Run #{run} (dac)" in texts(a) and "Features: pixels" in texts(a))
+    at.switch_page("pages/cluster.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="w_algo").value == "dac"
+    assert at.slider(key="w_k").value == 7
+    assert at.selectbox(key="w_reduce").value == "pca:30"        # not one of the page's usual choices
+    assert at.number_input(key="w_seed").value == 3
+    assert at.number_input(key="p_dac_epochs").value == 2
+    assert at.number_input(key="p_dac_balance").value == 0.5
+    assert at.number_input(key="p_dac_lr").value == 1e-3          # not set by the run: the default
+
+
 def test_tile_picker_payloads() -> None:
     from core.data.arrays import make_array_dataset
     from ui.tile_picker import PickTile, picker_data, read_pick
