@@ -148,16 +148,29 @@ SCORE_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "silhouette": "Silhoue
                 "davies_bouldin": "Davies–Bouldin", "calinski_harabasz": "Calinski–Harabasz"}
 
 
-def score_cards(scores: dict[str, Any]) -> None:
+def score_text(v: Any) -> str:
+    """A score as a card shows it: three decimals, or a whole number once it is that large
+    (Calinski–Harabasz runs into the thousands and would not fit)."""
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def score_cards(scores: dict[str, Any], per_row: int = 7) -> None:
+    """One card per score, ``per_row`` to a row (fewer in a half-width column, or the values
+    are cut to "0…")."""
     shown = [(SCORE_LABELS[k], scores[k]) for k in SCORE_LABELS if scores.get(k) is not None]
     shown.append(("Clusters", scores.get("n_clusters")))
-    cols = st.columns(len(shown))
-    for col, (label, v) in zip(cols, shown, strict=True):
-        col.metric(label, f"{v:.3f}" if isinstance(v, float) else str(v))
+    for start in range(0, len(shown), per_row):
+        row = shown[start:start + per_row]
+        for col, (label, v) in zip(st.columns(per_row), row, strict=False):
+            col.metric(label, score_text(v))
 
 
-def run_view(workspace: str, run_id: int, class_names: list[str] | None, threshold: float, key: str) -> None:
-    """A finished run: its scores, cluster sizes and (with ground truth) the confusion matrix."""
+def run_view(workspace: str, run_id: int, class_names: list[str] | None, threshold: float, key: str,
+             narrow: bool = False) -> None:
+    """A finished run: its scores, cluster sizes and (with ground truth) the confusion matrix.
+    ``narrow``: drawn in half the page's width (runs compared side by side)."""
     from ui import figures
 
     rec = engine.run_record(workspace, run_id)
@@ -165,7 +178,7 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
     cfg = (rec.get("config") or {}).get("cluster", {})
     st.markdown(f"**Run #{run_id}** — {rec['algo']}, k={rec['k']}, metric {cfg.get('metric', '?')}, "
                 f"reduce {cfg.get('reduce', 'none')}, seed {cfg.get('seed', 0)}")
-    score_cards(rec["scores"] or {})
+    score_cards(rec["scores"] or {}, per_row=4 if narrow else 7)
     sizes = np.bincount(labels[labels >= 0], minlength=int(rec["k"]))
     outliers = int((labels < 0).sum())   # marked by a person, kept out of every cluster
     st.caption(f"{len(sizes)} clusters, sizes {', '.join(str(int(n)) for n in sizes)} "

@@ -137,3 +137,28 @@ def test_job_reports_progress_finishes_fails_and_stops() -> None:
     assert job.running
     job.stop()
     assert job.wait(5) and job.status == "cancelled" and job.result is None
+
+
+def _cards_page() -> None:
+    from ui.widgets import score_cards
+
+    scores = {"acc": 0.4697, "nmi": 0.36586, "ari": 0.2437, "silhouette": 0.0201, "davies_bouldin": 3.2523,
+              "calinski_harabasz": 7852.264, "n_clusters": 10}
+    score_cards(scores)               # full width: one row of seven
+    score_cards(scores, per_row=4)    # half width (runs compared side by side): rows of four
+
+
+def test_score_cards_fit_their_width_and_large_scores_are_whole_numbers() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from ui.widgets import score_text
+
+    assert score_text(0.4697) == "0.470" and score_text(-0.0201) == "-0.020"
+    assert score_text(7852.264) == "7,852" and score_text(999.4) == "999.400" and score_text(10) == "10"
+    at = AppTest.from_function(_cards_page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    values = ["0.470", "0.366", "0.244", "0.020", "3.252", "7,852", "10"]
+    assert [m.value for m in at.metric] == values * 2
+    # 7 columns for the full-width row, then 4 + 4 for the two half-width rows
+    assert len(at.columns) == 7 + 8
+    assert [len(c.children) for c in at.columns][7:] == [1, 1, 1, 1, 1, 1, 1, 0]
