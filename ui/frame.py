@@ -3,7 +3,8 @@
 Why each page calls :func:`frame` itself instead of app.py doing it: Streamlit runs a page file
 *without* the entrypoint when the app has a ``pages/`` folder and a run starts before any
 ``st.navigation`` call (AppTest does this on every run; the server on a fresh start opened at a
-page URL). Calling the frame from the page keeps jobs adopted and progress visible either way.
+page URL). The frame, first thing on every page, notices that and runs the page again through
+app.py (:func:`_through_the_entrypoint`), so the page config and navigation are always app.py's.
 """
 from __future__ import annotations
 
@@ -17,7 +18,20 @@ from ui.widgets import job_panel, show_job_outcome
 LOGO = Path(__file__).resolve().parents[1] / "assets" / "logo.svg"
 
 
+def _through_the_entrypoint() -> None:
+    """A page run without app.py (the legacy ``pages/`` mode above) has no page config and lists
+    the files, "app" included, as its navigation: switch that mode off and run again, so app.py
+    routes to this same page (its address and query string kept). Streamlit reads the flag only
+    until the first ``st.navigation`` call in the process, which sets it the same way."""
+    from streamlit.runtime.pages_manager import PagesManager  # internal: read defensively
+
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def frame() -> AppState:
+    _through_the_entrypoint()
     st.logo(str(LOGO), size="large")
     state = get_state()
     if state.job is not None and state.job.running:

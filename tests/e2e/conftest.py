@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,9 @@ def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clusterlens-home")
 
 
-@pytest.fixture(scope="session")
-def app_url(app_home: Path) -> Iterator[str]:
-    home = app_home
+@contextmanager
+def served_app(home: Path) -> Iterator[str]:
+    """`streamlit run app.py` as a fresh server process on a free port, workspace ``home``."""
     port = _free_port()
     env = {**os.environ, "CLUSTERLENS_HOME": str(home), "CLUSTERLENS_ALLOWED_ROOTS": str(home),
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
@@ -66,6 +67,12 @@ def app_url(app_home: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(app_home: Path) -> Iterator[str]:
+    with served_app(app_home) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

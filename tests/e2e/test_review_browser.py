@@ -177,3 +177,35 @@ def test_two_tabs_on_one_run_the_stale_edit_is_refused(browser, app_url: str, ap
     finally:
         for ctx, _ in tabs:
             ctx.close()
+
+
+def test_a_fresh_server_opened_at_a_run_address_shows_the_app_frame(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    """The address the Review page keeps (…/review?run=N), opened as the first request to a newly
+    started server: Streamlit would run pages/review.py on its own (its legacy pages/ mode: no wide
+    layout, the files listed as navigation, "app" among them). It must show the app's own frame."""
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+    from tests.e2e.conftest import served_app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    run = run_pipeline(RunConfig(data=DataConfig("digits"), features=FeatureConfig(backbone="pixels"),
+                                 cluster=ClusterConfig(algo="kmeans", k=10), map=MapConfig(method="pca"),
+                                 workspace=str(home))).run_id
+    with served_app(home) as url:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = ctx.new_page()
+        pg.set_default_timeout(60_000)
+        try:
+            pg.goto(f"{url}/review?run={run}")
+            pg.get_by_text(f"Run #{run} (kmeans)").first.wait_for(timeout=120_000)
+            nav = pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+            assert [t.split()[-1] for t in nav] == ["Data", "Features", "Cluster", "Explore", "Review"]
+            # layout="wide" from app.py's page config: the main block spans more than the centred 736 px
+            width = pg.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
+            assert width > 900, width
+            assert pg.url.endswith(f"/review?run={run}")
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "fresh-server-run-address.png"), full_page=True)
+            ctx.close()
