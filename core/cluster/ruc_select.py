@@ -28,6 +28,13 @@ def _check_labels(labels: np.ndarray, n: int, what: str = "labels") -> np.ndarra
             f"{what} has shape {labels.shape} but the data has {n} samples: "
             "labels whose ids are not in the dataset; pass one label per sample"
         )
+    if labels.dtype.kind not in "iub":   # floats that are whole numbers pass; 0.5, NaN, text do not
+        whole = labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
+        if not whole:
+            raise ParameterError(
+                f"{what} must be whole-number cluster ids, got {labels.dtype} values such as "
+                f"{labels.ravel()[:3].tolist()}; pass integer ids (one per sample)"
+            )
     return labels.astype(np.int64, copy=False)
 
 

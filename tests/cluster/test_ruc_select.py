@@ -78,6 +78,10 @@ def test_bad_parameters():
         select_metric(EMB, LABELS[:19], 3)
     with pytest.raises(ParameterError, match="not in the dataset"):
         select_confidence(PROBS, LABELS, 0.5, fixed_labels=np.full(21, -1))
+    for not_ids in (LABELS + 0.5, np.where(LABELS == 0, np.nan, LABELS), LABELS.astype(str)):
+        with pytest.raises(ParameterError, match="whole-number cluster ids"):
+            select_metric(EMB, not_ids, 3)
+    np.testing.assert_array_equal(select_metric(EMB, LABELS.astype(float), 3), select_metric(EMB, LABELS, 3))
     bad = EMB.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ParameterError, match="NaN"):
