@@ -37,7 +37,7 @@ with mid:
               **bind("w_threshold", lambda s, v: setattr(s, "threshold", float(v))))
 with right:
     reduces = list(dict.fromkeys(["none", "pca:50", "pca:20", "umap:10", c.reduce]))   # + an opened run's own
-    st.selectbox("Reduce before clustering", reduces, index=reduces.index(c.reduce) if c.reduce in reduces else 0,
+    st.selectbox("Reduce before clustering", reduces, index=reduces.index(c.reduce),
                  help="PCA to 50 dimensions makes k-means much faster with equal or better accuracy.",
                  **bind("w_reduce", lambda s, v: set_cluster(reduce=v)))
     st.number_input("Seed", 0, 2**31 - 1, value=c.seed, step=1, **bind("w_seed", lambda s, v: set_cluster(seed=int(v))))
