@@ -31,6 +31,8 @@ b.radio("Colour by", colourings, index=colourings.index(state.color_by) if state
         horizontal=True, **bind("w_colour", lambda s, v: setattr(s, "color_by", v)))
 
 xy = engine.saved_map(cfg.workspace, info.key, state.map)
+if xy is None:   # the run's own map (a run made in the CLI draws one), else draw it now
+    xy = engine.run_map(cfg.workspace, run_id, state.map)
 if xy is None:
     if state.job is None or not state.job.running:
         start_map()   # drawing a map is the page's first job; it persists in the workspace

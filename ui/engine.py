@@ -180,6 +180,18 @@ def saved_map(workspace: Path, feature_key: str, cfg: MapConfig) -> np.ndarray |
     return load_map(str(p), p.stat().st_mtime) if p.is_file() else None
 
 
+def run_map(workspace: Path, run_id: int, cfg: MapConfig) -> np.ndarray | None:
+    """The map a finished run drew of its own features (``runs/<id>/map.npy``, e.g. from the CLI),
+    when it is the one asked for: same method and seed. None otherwise."""
+    rec = run_record(str(workspace), run_id)
+    drawn = (rec.get("config") or {}).get("map") or {}
+    rel = (rec.get("artifacts") or {}).get("map")
+    if not rel or drawn.get("method") != cfg.method or drawn.get("seed", 0) != cfg.seed:
+        return None
+    p = Path(workspace) / rel
+    return load_map(str(p), p.stat().st_mtime) if p.is_file() else None
+
+
 # -- thumbnails ------------------------------------------------------------------------------
 
 @st.cache_data(show_spinner=False, max_entries=50_000)

@@ -25,7 +25,7 @@ from core.review import OUTLIER, ReviewSession
 from core.store import Store
 from ui import engine
 from ui.figures import colour
-from ui.state import Review, adopt_cluster_settings, choose_data, get_state, settings, start_features, start_job
+from ui.state import Review, adopt_run_settings, choose_data, get_state, settings, start_features, start_job
 from ui.tile_picker import PickTile
 
 NEW = -2                          # the move target "a new cluster"
@@ -129,7 +129,7 @@ def finished_runs(workspace: Path) -> list[dict[str, Any]]:
 
 def open_run(run_id: int) -> None:
     """Make a finished run the current one: its images, its features (from the cache, as a job),
-    its clustering settings on the Cluster page, and it."""
+    its clustering and map settings on the Cluster and Explore pages, and it."""
     from core.config import DataConfig, FeatureConfig
 
     s, cfg = get_state(), settings()
@@ -149,7 +149,7 @@ def open_run(run_id: int) -> None:
     demos = {d["name"] for d in engine.demos()}
     choose_data(data.source, f"{'demo' if data.source in demos else 'folder'}: {data.source}", data.limit)
     s.features, s.run_id = feats, int(run_id)
-    adopt_cluster_settings(conf.get("cluster"))
+    adopt_run_settings(conf)
     start_features()               # from the disk cache: the queue's ordering and splits need them
 
 

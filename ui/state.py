@@ -258,16 +258,22 @@ def set_cluster(rerun: bool = True, **changes: Any) -> None:
         start_cluster()
 
 
-def adopt_cluster_settings(conf: dict[str, Any] | None) -> None:
-    """Put a finished run's clustering settings (algorithm, k, metric, reduction, seed and the
-    algorithm's own parameters) on the Cluster page, so its controls show that run and Run starts
-    from it. A run of an algorithm this install does not offer leaves the page as it was."""
-    s, conf = get_state(), dict(conf or {})
-    if conf.get("algo") not in engine.algorithms():
-        return
-    fields = set(ClusterConfig.__dataclass_fields__) - {"params"}
-    s.cluster = replace(s.cluster, **{k: v for k, v in conf.items() if k in fields})
-    s.algo_params[s.cluster.algo] = dict(conf.get("params") or {})
+MAP_METHODS = ("pca", "tsne", "umap")   # the Explore page's choices
+
+
+def adopt_run_settings(config: dict[str, Any] | None) -> None:
+    """Put a finished run's settings on the pages: its clustering (algorithm, k, metric, reduction,
+    seed and the algorithm's own parameters) on the Cluster page, so its controls show that run and
+    Run starts from it, and its 2-D map on the Explore page. A setting this install does not offer
+    (an algorithm, a map method) leaves that page as it was."""
+    s, config = get_state(), dict(config or {})
+    cluster, drawn = dict(config.get("cluster") or {}), dict(config.get("map") or {})
+    if cluster.get("algo") in engine.algorithms():
+        fields = set(ClusterConfig.__dataclass_fields__) - {"params"}
+        s.cluster = replace(s.cluster, **{k: v for k, v in cluster.items() if k in fields})
+        s.algo_params[s.cluster.algo] = dict(cluster.get("params") or {})
+    if drawn.get("method") in MAP_METHODS:
+        s.map = MapConfig(method=drawn["method"], seed=int(drawn.get("seed", 0)))
 
 
 def set_algo_param(algo: str, name: str, value: Any) -> None:

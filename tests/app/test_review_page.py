@@ -383,16 +383,29 @@ def test_without_a_run_the_page_offers_the_workspace_runs(reviewing: AppTest, al
     assert component_data(fresh, PICKER)["tiles"]
 
 
-def test_an_opened_run_puts_its_settings_on_the_cluster_page(allowed: Path) -> None:
+def _xs(trace: dict) -> np.ndarray:
+    """A plotly trace's x values from the page's JSON (a list, or base64 "bdata" for arrays)."""
+    import base64
+
+    x = trace["x"]
+    return np.frombuffer(base64.b64decode(x["bdata"]), np.dtype(x["dtype"])) if isinstance(x, dict) else np.array(x)
+
+
+def test_an_opened_run_puts_its_settings_on_the_cluster_and_explore_pages(allowed: Path) -> None:
     """A run made elsewhere (the CLI) and opened from the Review page: the Cluster page's controls
-    show that run's algorithm, k, reduction, seed and own parameters, so Run starts from it."""
+    show that run's algorithm, k, reduction, seed and own parameters, so Run starts from it; the
+    Explore page shows the map the run drew (t-SNE here) without drawing it again."""
+    import json
+
     from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
     from core.pipeline import run_pipeline
 
-    run = run_pipeline(RunConfig(
-        data=DataConfig("digits"), features=FeatureConfig(backbone="pixels"),
+    ws = workspace(allowed)
+    result = run_pipeline(RunConfig(
+        data=DataConfig("digits", limit=300), features=FeatureConfig(backbone="pixels"),
         cluster=ClusterConfig(algo="dac", k=7, seed=3, reduce="pca:30", params={"epochs": 2, "balance": 0.5}),
-        map=MapConfig(method="pca"), workspace=str(workspace(allowed)))).run_id
+        map=MapConfig(method="tsne"), workspace=str(ws)))
+    run = result.run_id
     at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
     at.switch_page("pages/review.py").run()
     at.button(key="w_rv_open_run").click().run()
@@ -406,6 +419,16 @@ def test_an_opened_run_puts_its_settings_on_the_cluster_page(allowed: Path) -> N
     assert at.number_input(key="p_dac_epochs").value == 2
     assert at.number_input(key="p_dac_balance").value == 0.5
     assert at.number_input(key="p_dac_lr").value == 1e-3          # not set by the run: the default
+
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="w_map").value == "tsne"
+    (chart,) = [c for c in at.get("plotly_chart") if "customdata" in c.proto.spec]
+    traces = json.loads(chart.proto.spec)["data"]
+    first = min(traces, key=lambda t: t["name"])                  # "cluster 0"
+    in_zero = result.labels == 0
+    np.testing.assert_allclose(_xs(first), result.map_2d[in_zero, 0], rtol=1e-6)
+    assert not (ws / "maps").exists() or not any((ws / "maps").iterdir())   # nothing drawn again
 
 
 def test_tile_picker_payloads() -> None:
