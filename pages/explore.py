@@ -4,7 +4,7 @@ import streamlit as st
 from ui import engine, figures, gallery
 from ui.frame import frame
 from ui.hover_preview import hover_preview
-from ui.state import bind, set_gallery, set_map, set_selection, settings, start_map
+from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
 from ui.widgets import image_grid, paged
 
 state, cfg = frame(), settings()
@@ -22,7 +22,8 @@ class_names = ds.class_names or ([str(i) for i in range(int(truth.max()) + 1)] i
 st.caption(f"Run #{run_id}: {state.data_label}, k={int(labels.max()) + 1}.")
 
 # -- the map ---------------------------------------------------------------------------------
-methods = {"pca": "PCA (instant)", "tsne": "t-SNE (keeps neighbours)", "umap": "UMAP (separates clusters)"}
+methods = dict(zip(MAP_METHODS, ["PCA (instant)", "t-SNE (keeps neighbours)", "UMAP (separates clusters)"],
+                   strict=True))
 colourings = ["cluster", "true label", "confidence"] if truth is not None else ["cluster", "confidence"]
 a, b = st.columns(2)
 a.radio("Map", list(methods), index=list(methods).index(state.map.method), format_func=methods.get, horizontal=True,
