@@ -310,7 +310,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         sc = r["scores"] or {}
         extra = " ".join(f"{k}={sc[k]:.3f}" for k in ("acc", "nmi", "silhouette") if sc.get(k) is not None)
-        print(f"run {r['id']:4d}  {r['algo']:7s} k={r['k']:<3d} {r['status']:9s} {extra}")
+        if r["status"] in ("failed", "cancelled") and r.get("message"):
+            extra = r["message"]   # why: what the person has to change before running it again
+        print(f"run {r['id']:4d}  {r['algo']:7s} k={r['k']:<3d} {r['status']:9s} {extra}".rstrip())
     return 0
 
 

@@ -335,7 +335,7 @@ class Store:
         return r
 
     def runs(self, dataset_id: int | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT id, dataset_id, algo, k, status, scores, created_at FROM runs"
+        sql = "SELECT id, dataset_id, algo, k, status, scores, message, created_at FROM runs"
         rows = self.query(sql + (" WHERE dataset_id=?" if dataset_id else "") + " ORDER BY id",
                           (dataset_id,) if dataset_id else ())
         for r in rows:

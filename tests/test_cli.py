@@ -64,6 +64,22 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path):
     assert r.returncode == 2 and "k must be at least 2" in r.stderr
 
 
+def test_a_refused_parameter_is_one_line_and_the_runs_listing_says_why(tmp_path):
+    ws = str(tmp_path / "ws")
+    base = ("run", "--data", "digits", "--limit", "200", "--backbone", "pixels", "--algo", "ruc", "--map", "none",
+            "--workspace", ws)
+    r = cli(*base, "--param", "strategy=confidence", "--param", "tau=0.9999")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (err,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert "tau=0.9999 selects no clean sample" in err and "use a lower tau" in err
+    r = cli(*base, "--param", "epochs=2", "--json")      # fewer epochs than the default warm-up: runs
+    assert r.returncode == 0, r.stderr
+    good = json.loads(r.stdout.strip().splitlines()[-1])["run_id"]
+    rows = cli("runs", "--workspace", ws).stdout.splitlines()
+    assert rows[0].startswith("run    1  ruc     k=10  failed    ParameterError: tau=0.9999 selects no clean")
+    assert rows[1].startswith(f"run    {good}  ruc     k=10  done      acc=")
+
+
 def test_listings(tmp_path):
     r = cli("datasets", "--json")
     rows = {d["name"]: d for d in json.loads(r.stdout)}
