@@ -72,9 +72,7 @@ class RUC(BaseClusterer):
             samples stay clean with their label unless both networks agree on another one.
         epochs, batch_size, lr, weight_decay: training (AdamW, cosine schedule).
         warmup: first epochs train on the clean labels alone (no unclean loss, no refinement,
-            no growth): networks start from scratch and their confidence means nothing yet. With
-            ``warmup >= epochs`` (a quick try such as ``epochs=3``) every epoch is warm-up: the
-            initial clean set stays as it is and only the unclean samples get the networks' labels.
+            no growth): networks start from scratch and their confidence means nothing yet.
         smoothing: label smoothing on clean targets.
         temperature: sharpening temperature (MixMatch guesses, co-refined targets).
         mixup_alpha: Beta(alpha, alpha) for mixup.
@@ -292,8 +290,9 @@ class RUC(BaseClusterer):
         for name in ("epochs", "batch_size", "k_neighbors", "hidden", "sinkhorn_iters"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ParameterError(f"warmup must be 0 or more epochs, got {self.warmup}")
+        if not 0 <= self.warmup <= self.epochs:
+            raise ParameterError(f"warmup must be between 0 and epochs ({self.epochs}), got {self.warmup}: "
+                                 f"lower warmup or raise epochs")
         if self.lr <= 0 or self.temperature <= 0 or self.mixup_alpha <= 0 or self.lambda_u < 0:
             raise ParameterError("lr, temperature and mixup_alpha must be positive, lambda_u non-negative")
         if self.n_clusters is not None and self.n_clusters < 2:

@@ -296,18 +296,3 @@ def test_networks_agreeing_elsewhere_cannot_delete_a_cluster(balance):
     assert out.labels[8:10].tolist() == [0, 0]                          # unclean members moved
     assert out.labels[5] == 2                                           # other moves unaffected
     assert sorted(np.unique(out.labels).tolist()) == [0, 1, 2]
-
-
-def test_fewer_epochs_than_warmup_is_all_warmup(blobs):
-    """`--param epochs=3` with the default warmup (5) runs, as three warm-up epochs: the initial
-    clean set neither grows nor changes, and its samples keep their starting labels."""
-    X, y, noisy = blobs
-    m = RUC(strategy="metric", k_neighbors=10, **{**FAST, "epochs": 3, "warmup": 5}).fit(X, initial_labels=noisy)
-    assert [h["epoch"] for h in m.history_] == [1, 2, 3]
-    assert {h["clean_size"] for h in m.history_} == {int(m.initial_clean_mask_.sum())}
-    np.testing.assert_array_equal(m.clean_mask_, m.initial_clean_mask_)
-    clean = m.initial_clean_mask_
-    np.testing.assert_array_equal(m.labels_[clean], noisy[clean])
-    assert (m.labels_[~clean] != noisy[~clean]).any()            # the unclean ones were relabelled
-    with pytest.raises(ParameterError, match="warmup must be 0 or more"):
-        RUC(**{**FAST, "warmup": -1}).fit(X, initial_labels=noisy)
