@@ -72,12 +72,15 @@ def test_a_refused_parameter_is_one_line_and_the_runs_listing_says_why(tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (err,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert "tau=0.9999 selects no clean sample" in err and "use a lower tau" in err
-    r = cli(*base, "--param", "epochs=2", "--json")      # fewer epochs than the default warm-up: runs
+    r = cli(*base, "--param", "epochs=2")                # fewer epochs than the default warm-up (5)
+    assert r.returncode == 2 and "warmup must be between 0 and epochs (2), got 5: lower warmup" in r.stderr
+    r = cli(*base, "--param", "epochs=2", "--param", "warmup=1", "--json")
     assert r.returncode == 0, r.stderr
     good = json.loads(r.stdout.strip().splitlines()[-1])["run_id"]
     rows = cli("runs", "--workspace", ws).stdout.splitlines()
     assert rows[0].startswith("run    1  ruc     k=10  failed    ParameterError: tau=0.9999 selects no clean")
-    assert rows[1].startswith(f"run    {good}  ruc     k=10  done      acc=")
+    assert rows[1].startswith("run    2  ruc     k=10  failed    ParameterError: warmup must be between 0 and")
+    assert rows[2].startswith(f"run    {good}  ruc     k=10  done      acc=") and good == 3
 
 
 def test_listings(tmp_path):
