@@ -175,9 +175,12 @@ def load_map(path: str, mtime: float) -> np.ndarray:   # mtime: a rewritten file
     return np.load(path)
 
 
-def saved_map(workspace: Path, feature_key: str, cfg: MapConfig) -> np.ndarray | None:
-    p = map_path(workspace, feature_key, cfg)
+def _map_file(p: Path) -> np.ndarray | None:
     return load_map(str(p), p.stat().st_mtime) if p.is_file() else None
+
+
+def saved_map(workspace: Path, feature_key: str, cfg: MapConfig) -> np.ndarray | None:
+    return _map_file(map_path(workspace, feature_key, cfg))
 
 
 def run_map(workspace: Path, run_id: int, cfg: MapConfig) -> np.ndarray | None:
@@ -188,8 +191,7 @@ def run_map(workspace: Path, run_id: int, cfg: MapConfig) -> np.ndarray | None:
     rel = (rec.get("artifacts") or {}).get("map")
     if not rel or drawn.get("method") != cfg.method or drawn.get("seed", 0) != cfg.seed:
         return None
-    p = Path(workspace) / rel
-    return load_map(str(p), p.stat().st_mtime) if p.is_file() else None
+    return _map_file(Path(workspace) / rel)
 
 
 # -- thumbnails ------------------------------------------------------------------------------
