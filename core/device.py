@@ -19,7 +19,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ParameterError(
-                f"device {device!r} was asked for but no CUDA GPU is visible; use device='cpu' or 'auto'"
+                f"device {device!r} was asked for but no CUDA GPU is visible; use device 'cpu' or 'auto' instead"
             )
         return torch.device(device)
     raise ParameterError(f"unknown device {device!r}; choose one of: auto, cpu, cuda, cuda:N")
