@@ -51,8 +51,10 @@ if rv.view == "cluster":
 rows = review.rows_to_show(view, rv.view, cluster, cfg.workspace, fkey)
 shown, page, pages = paged(rows, f"w_rv_page_{rv.view}_{cluster}", rv.page, review.set_page)
 page_ids = [ds.ids[r] for r in shown]
-what = ("not yet corrected or checked, most doubtful first" if rv.view == "queue"
-        else f"in {view.name(cluster)}, least confident first")
+what = {"queue": "not yet corrected or checked, most doubtful first",
+        "sample": "not yet corrected or checked, in random order: a spot check also meets the mistakes the "
+                  "model is sure of, and correcting a few of a wrongly placed group lets re-training move the rest",
+        }.get(rv.view, f"in {view.name(cluster)}, least confident first")
 st.caption(f"{len(rows):,} images {what} — page {page} of {pages}. **Click** images to select them "
            "(shift-click selects a range); click again to deselect.")
 tile_picker(ds, review.tiles(view, shown, ds), rv.selected, ack=rv.pick_ack, on_pick=review.pick,

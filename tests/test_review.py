@@ -166,8 +166,26 @@ def test_review_queue_doubtful_first_with_outlier_scores_and_unclean_mask(tmp_pa
         assert set(q[:2].tolist()) == {2, 5}
         s.move([29], 0 if base[29] else 1)
         assert 29 not in s.review_queue().tolist()        # corrected ones leave the queue
-        with pytest.raises(ParameterError, match="unknown review order"):
-            s.review_queue(order="random")
+        with pytest.raises(ParameterError, match="unknown review order 'shuffled'; choose one of: doubtful, sample"):
+            s.review_queue(order="shuffled")
+
+
+def test_sample_order_is_a_fixed_shuffle_that_keeps_its_place_as_images_are_corrected(tmp_path):
+    run, ids, base = make_run(tmp_path / "ws", n=200, k=4)
+    with Store(tmp_path / "ws") as store:
+        s = ReviewSession(store, run)
+        q = s.review_queue(order="sample")
+        assert sorted(q.tolist()) == list(range(200))
+        assert q.tolist() == s.review_queue(order="sample").tolist()            # the same on every page load
+        assert q.tolist() != list(range(200)) and q.tolist() != s.review_queue(order="confidence").tolist()
+        assert q.tolist() != s.review_queue(order="sample", seed=run + 1).tolist()
+        # each cluster's share of the first 100 follows its size (a doubt order would not)
+        assert np.all(np.abs(np.bincount(base[q[:100]], minlength=4) - 25) <= 12)
+        moved = q[[0, 5, 7]]
+        for r in moved:
+            s.move([int(r)], int(base[r] + 1) % 4)
+        after = s.review_queue(order="sample")
+        assert after.tolist() == [i for i in q.tolist() if i not in set(moved.tolist())]   # the rest keep their order
 
 
 def test_ruc_run_stores_its_unclean_set_and_the_queue_shows_it_first(tmp_path):

@@ -31,7 +31,8 @@ from ui.tile_picker import PickTile
 NEW = -2                          # the move target "a new cluster"
 STALE = ("Someone else changed this run (another tab or person) since this page was drawn; "
          "the page was refreshed, check and try again. Nothing was changed by your click.")
-VIEWS = {"queue": "Review queue (most doubtful first)", "cluster": "A cluster's members"}
+VIEWS = {"queue": "Review queue (most doubtful first)", "sample": "Spot check (a random sample)",
+         "cluster": "A cluster's members"}
 EXPORT_FORMATS = {"imagefolder": "ImageFolder (one folder per cluster)", "csv": "CSV file", "json": "JSON file"}
 RETRAIN_ALGOS = ("ruc", "dac")
 
@@ -185,21 +186,24 @@ def run_features(workspace: Path, feature_key: str | None, n: int) -> np.ndarray
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def queue(workspace: str, run_id: int, version: int, feature_key: str) -> np.ndarray:
-    """Rows most doubtful first (RUC's unclean set first, then low confidence and odd-in-cluster);
-    corrected ones left out. ``version`` keys the cache: every edit makes a new queue."""
-    X = features(workspace, feature_key)
+def queue(workspace: str, run_id: int, version: int, feature_key: str, order: str = "doubtful") -> np.ndarray:
+    """Rows most doubtful first (RUC's unclean set first, then low confidence and odd-in-cluster),
+    or in the run's fixed random order ("sample"); corrected ones left out. ``version`` keys the
+    cache: every edit makes a new queue."""
     with Store(workspace) as store:
         s = ReviewSession(store, run_id)
-        return s.review_queue(order="doubtful", features=X if X is not None and len(X) == len(s.ids) else None)
+        X = features(workspace, feature_key) if order == "doubtful" else None
+        return s.review_queue(order=order, features=X if X is not None and len(X) == len(s.ids) else None)
 
 
 def rows_to_show(view: ReviewView, kind: str, cluster: int, workspace: Path, feature_key: str | None) -> np.ndarray:
-    """The queue (minus images marked checked) or one cluster's members, least confident first."""
+    """The queue or the spot-check sample (minus images marked checked), or one cluster's members,
+    least confident first."""
     if kind == "cluster":
         rows = np.flatnonzero(view.labels == cluster)
         return rows[np.lexsort((rows, view.confidence[rows]))]
-    rows = queue(str(workspace), view.run_id, view.version, feature_key or "")
+    rows = queue(str(workspace), view.run_id, view.version, feature_key or "",
+                 "sample" if kind == "sample" else "doubtful")
     keys = view.reviewed
     if not any(k.startswith("sample:") for k in keys):
         return rows

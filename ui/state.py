@@ -57,7 +57,7 @@ class Review:
     """The Review page (ui/review.py writes it); reset when the run under review changes."""
 
     run_id: int | None = None        # the run these fields belong to
-    view: str = "queue"              # "queue" (most doubtful first) | "cluster"
+    view: str = "queue"              # "queue" (most doubtful first) | "sample" (random: spot check) | "cluster"
     cluster: int = 0                 # the cluster browsed in the "cluster" view (-1 = outliers)
     page: int = 1
     selected: list[str] = field(default_factory=list)   # sample ids picked for the next edit

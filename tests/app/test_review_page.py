@@ -198,6 +198,26 @@ def test_stale_edit_from_another_session_is_refused_and_nothing_is_overwritten(r
     assert labels[ids.index(mine[0])] == mine_to and labels[ids.index(mine[1])] == mine_to
 
 
+def test_spot_check_shows_the_runs_random_sample_and_moves_on_past_checked_and_corrected(
+        reviewing: AppTest, allowed: Path) -> None:
+    at = reviewing
+    run = run_id(at)
+    doubtful = shown_ids(at)
+    at.radio(key="w_rv_view").set_value("sample").run()
+    assert "in random order: a spot check" in texts(at)
+    with Store(workspace(allowed)) as store:
+        s = ReviewSession(store, run)
+        sample = [s.ids[r] for r in s.review_queue(order="sample")]
+    page = shown_ids(at)
+    assert page == sample[:len(page)] and page != doubtful             # the run's own fixed shuffle
+    at.button(key="w_rv_checked").click().run()                          # looked at and fine: the sample moves on
+    assert shown_ids(at)[:5] == sample[len(page):len(page) + 5]
+    run, ids, labels0, picked, rows, target = move_two(at, allowed)     # correcting two keeps the rest in order
+    rest = [x for x in sample[len(page):] if x not in picked]
+    assert shown_ids(at)[:5] == rest[:5]
+    assert [int(db(allowed, run)[0][r]) for r in rows] == [target, target]
+
+
 def test_merge_split_outliers_checked_and_reviewed(reviewing: AppTest, allowed: Path) -> None:
     at = reviewing
     run = run_id(at)
