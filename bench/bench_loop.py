@@ -2,13 +2,15 @@
 wrong ones, and RUC is retrained with those fixes held (issues 5 and 6).
 
     OMP_NUM_THREADS=1 python bench/bench_loop.py --workspace .cache/bench_loop
+    OMP_NUM_THREADS=1 python bench/bench_loop.py --dataset fmnist --budgets 0 200 1000
 
-Per seed, the start is the README's digits RUC command through ``run_pipeline`` (pixels ->
-UMAP-10 -> k-means -> RUC, images variant). Then, for each review order and budget B, a copy of
+Per seed, the start is the README's RUC command for the dataset through ``run_pipeline`` (digits:
+pixels -> UMAP-10 -> k-means -> RUC, images variant; fmnist, the 10,000 test images: lite0 @64 px ->
+UMAP-10 -> k-means -> RUC, MLP heads on the raw pixels). Then, for each review order and budget B, a copy of
 that workspace gets B tiles reviewed and ``core.retrain.retrain(..., algo="ruc")`` makes a new run.
 
 The person is simulated, and this is the only place ground truth steers anything: it stands in
-for what someone looking at an 8x8 digit knows. They name each cluster once, after the class most
+for what someone looking at the image knows. They name each cluster once, after the class most
 of it holds (Hungarian matching of the run's labels to the classes, as one would name galleries),
 then look at the first B tiles of the order and move each wrong tile to the cluster named after
 its digit (one ``ReviewSession.move`` per target cluster, as a lasso or a multi-select does).
@@ -18,7 +20,8 @@ queue, given the run's features (RUC's unclean set first, then low confidence an
 
 Columns: wrong tiles found among the B reviewed; ACC with the fixes alone (no retraining); ACC of
 the retrained run. Each (seed, order, budget) runs in its own process with one thread
-(``--jobs`` at a time); finished cells are cached under ``--workspace`` (``--fresh`` redoes them).
+(``--jobs`` at a time); starts and finished cells are cached under ``--workspace``/<dataset>
+(``--fresh`` redoes the cells).
 """
 from __future__ import annotations
 
@@ -35,21 +38,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# the README's digits RUC command (bench_ruc.py's digits settings, hybrid strategy)
-RUC_PARAMS = dict(strategy="hybrid", input="images", epochs=20, hidden=128, balance="uniform",
-                  max_clean=0.7, lambda_u=5.0)
+# the README's RUC commands (bench_ruc.py's settings, hybrid strategy): data, backbone, image size, RUC
+DATASETS = {
+    "digits": ("digits", "pixels", None, dict(strategy="hybrid", input="images", epochs=20, hidden=128,
+                                              balance="uniform", max_clean=0.7, lambda_u=5.0)),
+    "fmnist": ("fashion-mnist", "efficientnet_lite0", 64, dict(strategy="hybrid", input="pixels", epochs=20,
+                                                                balance="start")),
+}
 
 
-def start_run(ws: Path, seed: int) -> int:
-    """The README's digits RUC run in workspace ``ws`` (made once, reused after)."""
+def start_run(ws: Path, dataset: str, seed: int) -> int:
+    """The README's RUC run for ``dataset`` in workspace ``ws`` (made once, reused after)."""
     from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
     from core.pipeline import run_pipeline
     from core.store import Store
 
     if (ws / "start.json").is_file():
         return int(json.loads((ws / "start.json").read_text())["run_id"])
-    cfg = RunConfig(data=DataConfig("digits"), features=FeatureConfig(backbone="pixels"),
-                    cluster=ClusterConfig(algo="ruc", k=10, seed=seed, reduce="umap:10", params=dict(RUC_PARAMS)),
+    data, backbone, size, params = DATASETS[dataset]
+    cfg = RunConfig(data=DataConfig(data), features=FeatureConfig(backbone=backbone, image_size=size),
+                    cluster=ClusterConfig(algo="ruc", k=10, seed=seed, reduce="umap:10", params=dict(params)),
                     map=MapConfig(method="none"), workspace=str(ws))
     r = run_pipeline(cfg)
     with Store(ws) as s:
@@ -84,7 +92,7 @@ def one_cell(job: dict) -> dict:
     src, dst = Path(job["start_ws"]), Path(job["cell_ws"])
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
-    truth = np.asarray(load_dataset(DataConfig("digits"), str(dst)).labels)
+    truth = np.asarray(load_dataset(DataConfig(DATASETS[job["dataset"]][0]), str(dst)).labels)
     acc = lambda p: float(external_scores(truth, p)["acc"])  # noqa: E731
     t = time.perf_counter()
     with Store(dst) as store:
@@ -111,6 +119,7 @@ def one_cell(job: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=list(DATASETS), default="digits")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200])
     ap.add_argument("--orders", default="doubtful,sample")
@@ -119,13 +128,13 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    root = Path(a.workspace)
+    root = Path(a.workspace) / a.dataset
     t0 = time.perf_counter()
-    starts = {s: start_run(root / f"start-s{s}", s) for s in a.seeds}
+    starts = {s: start_run(root / f"start-s{s}", a.dataset, s) for s in a.seeds}
     t_start = time.perf_counter() - t0
     cache = root / "cells"
     cache.mkdir(parents=True, exist_ok=True)
-    jobs = [dict(seed=s, order=o, budget=b, run_id=starts[s], start_ws=str(root / f"start-s{s}"),
+    jobs = [dict(dataset=a.dataset, seed=s, order=o, budget=b, run_id=starts[s], start_ws=str(root / f"start-s{s}"),
                  cell_ws=str(root / f"cell-s{s}-{o}-{b}"))
             for s in a.seeds for b in a.budgets for o in (a.orders.split(",") if b else ["doubtful"])]
     results, todo = [], []
@@ -146,7 +155,9 @@ def main() -> None:
         v = np.asarray(v, dtype=float)
         return f"{v.mean():.3f} ({v.min():.3f})"
 
-    print(f"\ndigits N=1797, start = the README's RUC run (pixels → UMAP-10 → k-means → RUC {RUC_PARAMS}), "
+    data, backbone, size, params = DATASETS[a.dataset]
+    print(f"\n{data}: start = the README's RUC run ({backbone}{f'@{size}' if size else ''} → UMAP-10 → k-means → "
+          f"RUC {params}), "
           f"seeds {a.seeds} ({t_start:.0f} s for the starts incl. cached ones); retrain = RUC with the fixes held, "
           f"one thread per cell, {a.jobs} at a time\n")
     print("| order | tiles reviewed | wrong found, mean | start ACC mean (min) | fixes alone: ACC mean (min) "
