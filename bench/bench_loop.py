@@ -13,7 +13,7 @@ The person is simulated, and this is the only place ground truth steers anything
 for what someone looking at the image knows. They name each cluster once, after the class most
 of it holds (Hungarian matching of the run's labels to the classes, as one would name galleries),
 then look at the first B tiles of the order and move each wrong tile to the cluster named after
-its digit (one ``ReviewSession.move`` per target cluster, as a lasso or a multi-select does).
+its class (one ``ReviewSession.move`` per target cluster, as a lasso or a multi-select does).
 Orders (``ReviewSession.review_queue``, as the Review page shows them): "doubtful" = the review
 queue, given the run's features (RUC's unclean set first, then low confidence and odd-in-cluster);
 "sample" = the spot check, a random order (seeded with the bench seed).
@@ -67,13 +67,13 @@ def start_run(ws: Path, dataset: str, seed: int) -> int:
 
 
 def person_names(labels: np.ndarray, truth: np.ndarray) -> dict[int, int]:
-    """class -> the cluster a person would name after it (the one holding most of it, one-to-one)."""
-    from scipy.optimize import linear_sum_assignment
+    """class -> the cluster a person would name after it: the scorer's one-to-one (Hungarian)
+    matching, which is one-to-one both ways here (k = the number of classes)."""
+    from core.metrics import external_scores
 
-    clusters, classes = np.unique(labels[labels >= 0]), np.unique(truth)
-    table = np.array([[np.sum((labels == c) & (truth == t)) for t in classes] for c in clusters])
-    rows, cols = linear_sum_assignment(-table)
-    return {int(classes[j]): int(clusters[i]) for i, j in zip(rows, cols, strict=True)}
+    mapping = external_scores(truth, labels)["mapping"]            # {cluster: class}
+    assert len(set(mapping.values())) == len(mapping), "k must equal the number of classes"
+    return {cls: cl for cl, cls in mapping.items()}
 
 
 def one_cell(job: dict) -> dict:
@@ -105,9 +105,10 @@ def one_cell(job: dict) -> dict:
         seen = order[: job["budget"]]
         names = person_names(labels, truth)
         want = np.array([names[int(c)] for c in truth[seen]])
-        wrong = seen[want != labels[seen]]
-        for to in np.unique(want[want != labels[seen]]):
-            session.move(wrong[want[want != labels[seen]] == to], int(to))
+        off = want != labels[seen]
+        wrong, where = seen[off], want[off]
+        for to in np.unique(where):
+            session.move(wrong[where == to], int(to))
         fixed_only = session.current_labels()
     r = retrain(dst, job["run_id"], algo="ruc")
     out = dict(seed=job["seed"], order=job["order"], budget=job["budget"], start=acc(labels),

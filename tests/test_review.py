@@ -179,7 +179,7 @@ def test_sample_order_is_a_fixed_shuffle_that_keeps_its_place_as_images_are_corr
         assert q.tolist() == s.review_queue(order="sample").tolist()            # the same on every page load
         assert q.tolist() != list(range(200)) and q.tolist() != s.review_queue(order="confidence").tolist()
         assert q.tolist() != s.review_queue(order="sample", seed=run + 1).tolist()
-        # each cluster's share of the first 100 follows its size (a doubt order would not)
+        # each cluster's share of the first 100 follows its size (four clusters of 50 here)
         assert np.all(np.abs(np.bincount(base[q[:100]], minlength=4) - 25) <= 12)
         moved = q[[0, 5, 7]]
         for r in moved:
