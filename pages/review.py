@@ -133,6 +133,9 @@ with history_tab:
 with retrain_tab:
     st.caption(f"Train DAC or RUC again with the {view.n_corrected:,} corrected image(s) held at their corrected "
                "cluster (outliers stay out); the result is a new run and this one keeps its edits.")
+    st.caption("Re-training pays when a kind of image sits as a group in another kind's cluster: a few "
+               "corrected members move the rest. Where mistakes are scattered, the corrections themselves "
+               "are the gain: compare the new run with this one (Cluster page, side by side) before keeping it.")
     if not review.retrain_available():
         st.warning("Re-training needs core/retrain.py, which this build does not have yet.")
     else:
