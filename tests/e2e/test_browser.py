@@ -41,8 +41,11 @@ def hover_on_map(page, plot) -> None:  # noqa: ANN001
     x, y = page.evaluate(POINT_XY)
     page.mouse.move(x - 20, y - 20)
     page.mouse.move(x, y, steps=5)
+    # wait for the hover at the end of the path, on that very point: points crossed on the way
+    # are hovered first, and reading one of those raced the preview of the point under the cursor
     page.wait_for_function("() => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');"
-                           " return gd && gd._hoverdata && gd._hoverdata.length > 0; }")
+                           " const h = (gd && gd._hoverdata) || [];"
+                           " return h.some(p => p.curveNumber === 0 && p.pointNumber === 0); }")
 
 
 def goto(page, title: str) -> None:  # noqa: ANN001
