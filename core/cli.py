@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="default: the run's own when it is dac or ruc, else ruc")
     rt.add_argument("--epochs", type=int, default=None, help="training epochs (default: as the run had)")
     rt.add_argument("--seed", type=int, default=None, help="default: the run's seed")
+    rt.add_argument("--refine", default="start", choices=["start", "current"],
+                    help="ruc: refine the labels the run's RUC started from (default) or the run's current "
+                         "labels; corrections are applied to either")
     rt.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
                     help="algorithm option, repeatable (e.g. --param lr=0.01)")
     rt.add_argument("--json", action="store_true", help="print the new run's summary as JSON on the last line")
@@ -216,7 +219,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     params = dict(args.param)
     if args.epochs is not None:
         params["epochs"] = args.epochs
-    result = retrain(ws, args.run, algo=args.algo, params=params or None, seed=args.seed,
+    result = retrain(ws, args.run, algo=args.algo, params=params or None, seed=args.seed, refine=args.refine,
                      progress=_progress_printer(quiet=False))
     return _report_run(args, result, str(ws))
 

@@ -293,19 +293,23 @@ def prepare_inputs(cfg: RunConfig, store: Store, say: Progress, stop: ShouldStop
 def record_run(cfg: RunConfig, store: Store, inputs: Inputs, say: Progress, stop: ShouldStop,
                seconds: dict[str, float], *, config_extra: dict[str, Any] | None = None,
                fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
-               finish: Finish | None = None, map_2d: np.ndarray | None = None) -> RunResult:
+               finish: Finish | None = None, map_2d: np.ndarray | None = None,
+               start_labels: np.ndarray | None = None) -> RunResult:
     """Start a run row, cluster, score, map and save; a failure or a stop marks the run so.
 
     ``config_extra`` is stored next to the config (e.g. ``parent_run``); ``fixed_labels`` /
     ``initial_labels`` go to the estimator (see :func:`cluster`); ``finish`` post-processes its
-    labels; ``map_2d`` reuses an existing 2-D map instead of computing one.
+    labels; ``map_2d`` reuses an existing 2-D map instead of computing one. ``start_labels``: the
+    labels RUC started from in the run's own cluster ids, saved as the run's ``start`` artifact
+    (default: the estimator's ``initial_labels_`` when there is no ``finish`` to renumber them).
     """
     config = {**_plain(asdict(cfg)), **_plain(config_extra or {})}
     run_id = store.start_run(inputs.dataset_id, inputs.feature_set_id, cfg.cluster.algo, cfg.cluster.k, config)
     try:
         result = _cluster_and_save(cfg, store, run_id, inputs.dataset, inputs.features, inputs.from_cache,
                                    inputs.feature_key, say, stop, seconds, fixed_labels=fixed_labels,
-                                   initial_labels=initial_labels, finish=finish, map_2d=map_2d)
+                                   initial_labels=initial_labels, finish=finish, map_2d=map_2d,
+                                   start_labels=start_labels)
         result.parent_run = (config_extra or {}).get("parent_run")
         return result
     except Cancelled as e:
@@ -323,7 +327,8 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
                       feats: np.ndarray, from_cache: bool, feature_key: str, say: Progress,
                       stop: ShouldStop, seconds: dict[str, float], *,
                       fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
-                      finish: Finish | None = None, map_2d: np.ndarray | None = None) -> RunResult:
+                      finish: Finish | None = None, map_2d: np.ndarray | None = None,
+                      start_labels: np.ndarray | None = None) -> RunResult:
     t = time.perf_counter()
     say("cluster", 0.0, f"{cfg.cluster.algo}, k={cfg.cluster.k}")
 
@@ -346,6 +351,8 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
         confidence = np.asarray(confidence, dtype=np.float32)
     clean = getattr(est, "clean_mask_", None)
     unclean = None if clean is None else ~np.asarray(clean, dtype=bool)
+    if start_labels is None and finish is None:
+        start_labels = getattr(est, "initial_labels_", None)
     seconds["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -364,7 +371,8 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
 
     folder = store.root / "runs" / str(run_id)
     try:
-        artifacts = write_artifacts(folder, dataset, labels, confidence, scores, map_2d, unclean=unclean)
+        artifacts = write_artifacts(folder, dataset, labels, confidence, scores, map_2d, unclean=unclean,
+                                    start=start_labels)
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise WorkspaceError(
@@ -383,9 +391,10 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
 
 def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, confidence: np.ndarray,
                     scores: dict[str, Any], map_2d: np.ndarray | None, *,
-                    unclean: np.ndarray | None = None) -> dict[str, str | Path]:
+                    unclean: np.ndarray | None = None, start: np.ndarray | None = None) -> dict[str, str | Path]:
     """labels.csv (sample id, path, cluster, confidence), scores.json, map.npy and — for RUC —
-    unclean.npy ((N,) bool, True = in RUC's unclean set, row-aligned with the dataset's ids)."""
+    unclean.npy ((N,) bool, True = in RUC's unclean set) and start.npy ((N,) int64, the labels RUC
+    started from, which a retrain refines again), both row-aligned with the dataset's ids."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str | Path] = {}
     labels_csv = folder / "labels.csv"
@@ -404,6 +413,9 @@ def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, con
     if unclean is not None:
         np.save(folder / "unclean.npy", np.asarray(unclean, dtype=bool))
         out["unclean"] = folder / "unclean.npy"
+    if start is not None:
+        np.save(folder / "start.npy", np.asarray(start, dtype=np.int64))
+        out["start"] = folder / "start.npy"
     return out
 
 

@@ -44,6 +44,21 @@ def workspace(base_workspaces, tmp_path):
     return get
 
 
+@pytest.fixture
+def seen(monkeypatch):
+    """The keyword arguments of the latest ``pipeline.cluster`` call (the estimator still runs)."""
+    kwargs = {}
+    real_cluster = pipeline.cluster
+
+    def spy(*args, **kw):
+        kwargs.clear()
+        kwargs.update(kw)
+        return real_cluster(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "cluster", spy)
+    return kwargs
+
+
 def _correct(store, run_id):
     """A person's review: moves into another cluster and into a new one, outliers, a name."""
     s = ReviewSession(store, run_id)
@@ -58,21 +73,15 @@ def _correct(store, run_id):
 
 
 @pytest.mark.parametrize("algo", ["ruc", "dac"])
-def test_corrected_samples_keep_their_labels_in_the_new_run(workspace, algo, monkeypatch):
+def test_corrected_samples_keep_their_labels_in_the_new_run(workspace, algo, seen):
     ws, parent = workspace(algo)
-    seen = {}
-    real_cluster = pipeline.cluster
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real_cluster(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "cluster", spy)
     with Store(ws) as store:
         session, biggest, new = _correct(store, parent)
         current, fixed = session.current_labels(), session.fixed_labels()
         parent_labels = store.assignments(parent)[0]
         parent_log = store.edits(parent)
+        rel = store.run(parent)["artifacts"].get("start")
+        parent_start = None if rel is None else np.load(store.abs(rel))
 
     messages = []
     more = {"epochs": 10, "warmup": 2} if algo == "ruc" else None   # 2 epochs from scratch scramble RUC
@@ -90,9 +99,11 @@ def test_corrected_samples_keep_their_labels_in_the_new_run(workspace, algo, mon
     classes = np.unique(current[current >= 0])
     assert seen["fixed_labels"] is not None and (seen["fixed_labels"] >= 0).sum() == held.sum()
     assert (classes[seen["fixed_labels"][held]] == fixed[held]).all()
-    if algo == "ruc":   # RUC refines the reviewed labels, not a fresh k-means
+    if algo == "ruc":   # RUC refines what the parent's RUC started from, corrections applied
         init = classes[seen["initial_labels"]]
-        assert (init[current >= 0] == current[current >= 0]).all()
+        assert (parent_start != parent_labels).any()               # the start is not RUC's output
+        assert init.tolist() == np.where(held, fixed, parent_start).tolist()
+        assert any(st == "retrain" and "started from" in m for st, m in messages)
     else:
         assert seen.get("initial_labels") is None
 
@@ -113,6 +124,78 @@ def test_corrected_samples_keep_their_labels_in_the_new_run(workspace, algo, mon
         if algo == "ruc":
             assert carried == {biggest: "the big one"}             # RUC keeps ids: the name follows
             assert "unclean" in run["artifacts"]
+            assert np.load(store.abs(run["artifacts"]["start"])).tolist() == init.tolist()   # the next retrain's start
+            assert run["config"]["retrain"]["refined"] == "start"
+        else:
+            assert "start" not in run["artifacts"]
+
+
+def test_a_ruc_run_keeps_the_labels_it_started_from(tmp_path, monkeypatch):
+    fits = []
+    real_cluster = pipeline.cluster
+
+    def spy(*args, **kwargs):
+        est, X = real_cluster(*args, **kwargs)
+        fits.append(est)
+        return est, X
+
+    monkeypatch.setattr(pipeline, "cluster", spy)
+    res = pipeline.run_pipeline(_cfg(tmp_path, "ruc"))
+    with Store(tmp_path) as store:
+        start = np.load(store.abs(store.run(res.run_id)["artifacts"]["start"]))
+    assert start.dtype == np.int64 and start.tolist() == fits[0].initial_labels_.tolist()
+    assert 0 < (start != res.labels).sum() < N                     # RUC moved some of them, not all
+
+
+def test_retraining_ruc_without_corrections_gives_back_the_same_run(workspace):
+    """RUC again on its own output drifts (Fashion-MNIST loses 2 points); from the same start with
+    the same seed it is the same run."""
+    ws, parent = workspace("ruc")
+    with Store(ws) as store:
+        parent_labels = store.assignments(parent)[0]
+    messages = []
+    res = retrain(ws, parent, progress=lambda st, f, m: messages.append(m))
+    assert res.labels.tolist() == parent_labels.tolist()
+    assert any(f"gives run {parent} again; pass another seed" in m for m in messages)
+    other = retrain(ws, parent, seed=7, progress=lambda st, f, m: messages.append(m))
+    assert other.labels.tolist() != parent_labels.tolist()
+    assert sum("pass another seed" in m for m in messages) == 1
+
+
+def test_retraining_ruc_maps_merged_start_clusters_and_falls_back_without_a_start(workspace, seen):
+    ws, parent = workspace("ruc")
+    with Store(ws) as store:
+        s = ReviewSession(store, parent)
+        labels = s.current_labels()
+        a, b = (int(c) for c in np.argsort(-np.bincount(labels))[:2])
+        s.merge(a, b)                                              # cluster b is gone
+        current, fixed = s.current_labels(), s.fixed_labels()
+        run = store.run(parent)
+        start_file = store.abs(run["artifacts"]["start"])
+        start = np.load(start_file)
+    assert (start == b).any() and not (current == b).any()
+    retrain(ws, parent, params={"epochs": 2, "warmup": 1})
+    classes = np.unique(current)
+    init = classes[seen["initial_labels"]]
+    # members of the merged-away cluster that a person did not touch start where b's members are now
+    expect = np.where(fixed >= 0, fixed, np.where(start == b, a, start))
+    assert init.tolist() == expect.tolist() and not (init == b).any()
+
+    asked = retrain(ws, parent, params={"epochs": 2, "warmup": 1}, refine="current")
+    assert classes[seen["initial_labels"]].tolist() == current.tolist()   # asked for its current labels
+    with Store(ws) as store:
+        assert store.run(asked.run_id)["config"]["retrain"]["refined"] == "current"
+
+    start_file.unlink()                                            # an older RUC run: no start saved
+    messages = []
+    res = retrain(ws, parent, params={"epochs": 2, "warmup": 1}, progress=lambda st, f, m: messages.append(m))
+    assert classes[seen["initial_labels"]].tolist() == current.tolist()   # its current labels instead
+    assert not any("started from" in m for m in messages)
+    assert any("no usable saved RUC start" in m and "refines its current labels" in m for m in messages)
+    with Store(ws) as store:
+        assert store.run(res.run_id)["config"]["retrain"]["refined"] == "current"
+    with pytest.raises(ParameterError, match=r"unknown refine 'output'; choose one of: start, current"):
+        retrain(ws, parent, refine="output")
 
 
 def test_no_corrections_says_so_and_still_runs_ruc_from_a_kmeans_run(workspace):
