@@ -133,20 +133,28 @@ with history_tab:
 with retrain_tab:
     st.caption(f"Train DAC or RUC again with the {view.n_corrected:,} corrected image(s) held at their corrected "
                "cluster (outliers stay out); the result is a new run and this one keeps its edits.")
-    st.caption("Re-training pays when a kind of image sits as a group in another kind's cluster: a few "
-               "corrected members move the rest. Where mistakes are scattered, the corrections themselves "
-               "are the gain: compare the new run with this one (Cluster page, side by side) before keeping it.")
+    st.caption("Re-training pays most when a kind of image sits as a group in another kind's cluster: a few "
+               "corrected members move the rest. Compare the new run with this one on the Cluster page, side by "
+               "side, before keeping it.")
     if not review.retrain_available():
         st.warning("Re-training needs core/retrain.py, which this build does not have yet.")
     else:
         algos = engine.algorithms()
         algo = st.selectbox("Algorithm", review.RETRAIN_ALGOS, key="w_rv_algo",
                             index=review.RETRAIN_ALGOS.index(view.algo) if view.algo in review.RETRAIN_ALGOS else 0)
+        if algo == "ruc":
+            st.radio("RUC starts from (your corrections applied)", list(review.RETRAIN_REFINE),
+                     format_func=review.RETRAIN_REFINE.get, key="w_rv_refine", horizontal=True,
+                     help="Where this run's RUC started: no drift from RUC's own output (Fashion-MNIST, 1,000 "
+                          "doubtful tiles: 0.829 against 0.813). This run's labels: RUC's output kept as the "
+                          "start (digits, 200 doubtful tiles: 0.964 against 0.927). bench/RESULTS.md, "
+                          "\"The correction loop\".")
         with st.expander(f"{algo} parameters"):
             param_controls(algo, algos[algo])
         busy = state.job is not None and state.job.running
         st.button(f"Re-train with {algo.upper()}", type="primary", key="w_rv_retrain", disabled=busy,
-                  on_click=lambda: review.start_retrain(st.session_state["w_rv_algo"]))
+                  on_click=lambda: review.start_retrain(st.session_state["w_rv_algo"],
+                                                        st.session_state.get("w_rv_refine") or "start"))
 
 with export_tab:
     st.caption("The current clusters with every correction (undone edits left out).")

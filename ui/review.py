@@ -426,7 +426,10 @@ def retrain_available() -> bool:
     return importlib.util.find_spec("core.retrain") is not None
 
 
-def start_retrain(algo: str) -> None:
+RETRAIN_REFINE = {"start": "Where this run's RUC started", "current": "This run's labels"}
+
+
+def start_retrain(algo: str, refine: str = "start") -> None:
     s, cfg = get_state(), settings()
     if s.run_id is None or not retrain_available():
         return
@@ -441,7 +444,7 @@ def start_retrain(algo: str) -> None:
                 msg = engine._epoch_message(msg)
             report(frac if stage in ("features", "cluster") else None, f"{stage}: {msg}")
 
-        return retrain(workspace, run_id, algo=algo, params=params, progress=progress,
+        return retrain(workspace, run_id, algo=algo, params=params, refine=refine, progress=progress,
                        should_stop=should_stop).run_id
 
     start_job("retrain", f"Re-training run #{run_id} with {algo.upper()}", work, data=s.data, parent=run_id)

@@ -451,6 +451,33 @@ def test_an_opened_run_puts_its_settings_on_the_cluster_and_explore_pages(allowe
     assert not (ws / "maps").exists() or not any((ws / "maps").iterdir())   # nothing drawn again
 
 
+def test_retraining_a_ruc_run_starts_from_what_the_person_picks(allowed: Path) -> None:
+    """The Re-train tab asks where RUC starts (the run's RUC start by default) and the engine gets it."""
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+
+    ws = workspace(allowed)
+    run = run_pipeline(RunConfig(
+        data=DataConfig("digits", limit=300), features=FeatureConfig(backbone="pixels"),
+        cluster=ClusterConfig(algo="ruc", k=10, seed=1, reduce="pca:30", params={"epochs": 2, "warmup": 1}),
+        map=MapConfig(method="pca"), workspace=str(ws))).run_id
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at.switch_page("pages/review.py").run()
+    at.button(key="w_rv_open_run").click().run()
+    run_until(at, lambda a: f"Run #{run} (ruc)" in texts(a))
+    radio = at.radio(key="w_rv_refine")
+    assert radio.value == "start" and radio.options == ["Where this run's RUC started", "This run's labels"]
+    parent = run
+    for choice in ("current", "start"):       # the second re-trains the first's result, a RUC run too
+        at.radio(key="w_rv_refine").set_value(choice).run()
+        at.button(key="w_rv_retrain").click().run()
+        run_until(at, lambda a, p=parent: f"re-trained from run #{p}" in texts(a), timeout=300)
+        with Store(ws) as store:
+            rec = store.run(run_id(at))
+        assert rec["config"]["parent_run"] == parent and rec["config"]["retrain"]["refined"] == choice
+        parent = run_id(at)
+
+
 def test_tile_picker_payloads() -> None:
     from core.data.arrays import make_array_dataset
     from ui.tile_picker import PickTile, picker_data, read_pick
