@@ -3,11 +3,14 @@ wrong ones, and RUC is retrained with those fixes held (issues 5 and 6).
 
     OMP_NUM_THREADS=1 python bench/bench_loop.py --workspace .cache/bench_loop
     OMP_NUM_THREADS=1 python bench/bench_loop.py --dataset fmnist --budgets 0 200 1000
+    OMP_NUM_THREADS=1 python bench/bench_loop.py --refine current     # the retrain refines the run's labels
 
 Per seed, the start is the README's RUC command for the dataset through ``run_pipeline`` (digits:
 pixels -> UMAP-10 -> k-means -> RUC, images variant; fmnist, the 10,000 test images: lite0 @64 px ->
 UMAP-10 -> k-means -> RUC, MLP heads on the raw pixels). Then, for each review order and budget B, a copy of
-that workspace gets B tiles reviewed and ``core.retrain.retrain(..., algo="ruc")`` makes a new run.
+that workspace gets B tiles reviewed and ``core.retrain.retrain(..., algo="ruc")`` makes a new run
+(``--refine start``, the default: RUC starts from the labels the run's RUC started from, the fixes
+applied; ``--refine current``: from the run's own labels, the fixes applied).
 
 The person is simulated, and this is the only place ground truth steers anything: it stands in
 for what someone looking at the image knows. They name each cluster once, after the class most
@@ -110,7 +113,7 @@ def one_cell(job: dict) -> dict:
         for to in np.unique(where):
             session.move(wrong[where == to], int(to))
         fixed_only = session.current_labels()
-    r = retrain(dst, job["run_id"], algo="ruc")
+    r = retrain(dst, job["run_id"], algo="ruc", refine=job.get("refine", "start"))
     out = dict(seed=job["seed"], order=job["order"], budget=job["budget"], start=acc(labels),
                found=int(len(wrong)), fixed_only=acc(fixed_only), retrained=acc(r.labels),
                seconds=time.perf_counter() - t)
@@ -124,6 +127,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200])
     ap.add_argument("--orders", default="doubtful,sample")
+    ap.add_argument("--refine", choices=["start", "current"], default="start",
+                    help="what the retrain's RUC starts from: the run's RUC start (the default) or its labels")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--workspace", default=".cache/bench_loop")
     ap.add_argument("--fresh", action="store_true")
@@ -135,18 +140,19 @@ def main() -> None:
     t_start = time.perf_counter() - t0
     cache = root / "cells"
     cache.mkdir(parents=True, exist_ok=True)
+    tag = "" if a.refine == "start" else f"-{a.refine}"
     jobs = [dict(dataset=a.dataset, seed=s, order=o, budget=b, run_id=starts[s], start_ws=str(root / f"start-s{s}"),
-                 cell_ws=str(root / f"cell-s{s}-{o}-{b}"))
+                 cell_ws=str(root / f"cell-s{s}-{o}-{b}{tag}"), refine=a.refine)
             for s in a.seeds for b in a.budgets for o in (a.orders.split(",") if b else ["doubtful"])]
     results, todo = [], []
     for j in jobs:
-        p = cache / f"s{j['seed']}-{j['order']}-{j['budget']}.json"
+        p = cache / f"s{j['seed']}-{j['order']}-{j['budget']}{tag}.json"
         (todo.append(j) if a.fresh or not p.is_file() else results.append(json.loads(p.read_text())))
     with ProcessPoolExecutor(max_workers=max(1, a.jobs)) as pool:
         futures = {pool.submit(one_cell, j): j for j in todo}
         for fut in as_completed(futures):
             r = fut.result()
-            (cache / f"s{r['seed']}-{r['order']}-{r['budget']}.json").write_text(json.dumps(r))
+            (cache / f"s{r['seed']}-{r['order']}-{r['budget']}{tag}.json").write_text(json.dumps(r))
             print(f"  seed {r['seed']} {r['order']:8s} B={r['budget']:4d}: {r['found']} wrong found, "
                   f"fixes alone {r['fixed_only']:.3f}, retrained {r['retrained']:.3f} ({r['seconds']:.0f} s)",
                   file=sys.stderr)
@@ -160,6 +166,7 @@ def main() -> None:
     print(f"\n{data}: start = the README's RUC run ({backbone}{f'@{size}' if size else ''} → UMAP-10 → k-means → "
           f"RUC {params}), "
           f"seeds {a.seeds} ({t_start:.0f} s for the starts incl. cached ones); retrain = RUC with the fixes held, "
+          f"refine={a.refine}, "
           f"one thread per cell, {a.jobs} at a time\n")
     print("| order | tiles reviewed | wrong found, mean | start ACC mean (min) | fixes alone: ACC mean (min) "
           "| retrained: ACC mean (min) | s / cell |")
