@@ -142,11 +142,11 @@ with retrain_tab:
         algos = engine.algorithms()
         algo = st.selectbox("Algorithm", review.RETRAIN_ALGOS, key="w_rv_algo",
                             index=review.RETRAIN_ALGOS.index(view.algo) if view.algo in review.RETRAIN_ALGOS else 0)
-        if algo == "ruc":
+        if algo == "ruc" and view.algo == "ruc":     # only a RUC run has a RUC start to go back to
             st.radio("RUC starts from (your corrections applied)", list(review.RETRAIN_REFINE),
                      format_func=review.RETRAIN_REFINE.get, key="w_rv_refine", horizontal=True,
                      help="Where this run's RUC started: no drift from RUC's own output (Fashion-MNIST, 1,000 "
-                          "doubtful tiles: 0.829 against 0.813). This run's labels: RUC's output kept as the "
+                          "doubtful tiles: 0.829 against 0.817). This run's labels: RUC's output kept as the "
                           "start (digits, 200 doubtful tiles: 0.964 against 0.927). bench/RESULTS.md, "
                           "\"The correction loop\".")
         with st.expander(f"{algo} parameters"):
