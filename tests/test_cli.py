@@ -141,6 +141,7 @@ def test_retrain_with_corrections_held_prints_the_new_run(tmp_path, capsys):
     assert summary["n_samples"] == 200 and summary["features_from_cache"] is True
     assert {"acc", "nmi", "silhouette"} <= set(summary["scores"])
     assert "4 corrected sample(s) held fixed" in r.stderr
+    assert f"RUC refines what run {parent}'s RUC started from" in r.stderr     # --refine start, the default
     epochs = [ln for ln in r.stderr.splitlines() if ln.startswith("  epoch ")]
     assert [ln.split(":")[0] for ln in epochs] == [f"  epoch {e}" for e in range(1, 9)]
     assert re.fullmatch(r"  epoch 8: loss \d+\.\d{4}, clean \d+\.\d % \(precision [01]\.\d{3}\), "
@@ -157,12 +158,20 @@ def test_retrain_with_corrections_held_prints_the_new_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"run {parent + 2} (retrained from run {parent}): 200 images")
     assert "acc" in out and "labels:" in out
+    assert main(["retrain", "--workspace", str(ws), "--run", str(parent), "--refine", "current", "--epochs", "2"]) == 0
+    with Store(ws) as store:
+        assert store.run(parent + 3)["config"]["retrain"]["refined"] == "current"
+    capsys.readouterr()
     assert main(["retrain", "--workspace", str(ws), "--run", "99"]) == 2
     assert capsys.readouterr().err.startswith("error: there is no run 99")
     with pytest.raises(SystemExit) as e:
         main(["retrain", "--workspace", str(ws), "--run", str(parent), "--algo", "kmeans"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "ruc" in err and "dac" in err
+    with pytest.raises(SystemExit) as e:
+        main(["retrain", "--workspace", str(ws), "--run", str(parent), "--refine", "output"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "'start', 'current'" in err
 
 
 def test_train_backbone_cli_offers_every_engine_method_and_the_engine_defaults():
