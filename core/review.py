@@ -268,9 +268,10 @@ class ReviewSession:
         the model is sure of, and a group of those (a kind of image sitting in another kind's
         cluster) is what retraining repeats unless a few of its members are corrected; a random
         sample reaches such groups in proportion to their size. On digits, correcting the wrong
-        ones among 200 tiles and retraining RUC gave 0.967 ACC mean, 0.965 worst seed, from a
-        sample and 0.966 mean, 0.934 worst, from the doubtful queue; on Fashion-MNIST, whose
-        mistakes are spread, the queue wins (1,000 tiles, fixes alone: 0.817 vs 0.785)
+        ones among 200 tiles and retraining RUC (its default, ``refine="start"``) gave 0.967 ACC
+        mean, 0.965 worst seed, from a sample and 0.927 mean, 0.906 worst, from the doubtful queue
+        (0.964 / 0.933 with ``refine="current"``); on Fashion-MNIST, whose mistakes are spread,
+        the queue wins (1,000 tiles, fixes alone: 0.817 vs 0.784; retrained: 0.829 vs 0.796)
         (bench/bench_loop.py, bench/RESULTS.md "The correction loop").
         """
         from core.metrics import mahalanobis_outlier_scores
