@@ -63,11 +63,19 @@ def select_confidence(
     if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
         raise ParameterError(f"labels must be in [0, {probs.shape[1]}) to index probs")
     own = probs[np.arange(len(labels)), labels]
-    mask = (probs.argmax(1) == labels) & (own >= tau)
+    agrees = probs.argmax(1) == labels
+    mask = agrees & (own >= tau)
     if not mask.any():
+        # The best a sample can offer is its own-label probability where it is also the top
+        # class; rounded down so that the suggested tau really selects it.
+        if not agrees.any():
+            raise ParameterError("no sample's top class is its label, so no tau selects a clean "
+                                 "sample; check that probs and labels use the same cluster ids")
+        best = own[agrees].max()
         raise ParameterError(
-            f"tau={tau} selects no clean sample (the highest confidence is {own.max():.3f}); "
-            "use a lower tau"
+            f"tau={tau} selects no clean sample: the most confident sample whose top class is "
+            f"its label has {best:.6f}; use a lower tau (tau <= {np.floor(best * 1e4) / 1e4:.4f} "
+            "keeps at least one)"
         )
     return _with_fixed(mask, fixed_labels)
 

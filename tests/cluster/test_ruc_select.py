@@ -70,8 +70,17 @@ def test_fixed_labels_always_clean():
 
 
 def test_bad_parameters():
-    with pytest.raises(ParameterError, match="lower tau"):
+    with pytest.raises(ParameterError, match="lower tau") as err:
         select_confidence(PROBS, LABELS, 0.95)
+    # The suggested tau keeps a sample: it is the best agreeing confidence (0.9), rounded down.
+    assert "has 0.900000" in str(err.value) and "tau <= 0.9000 keeps at least one" in str(err.value)
+    near = PROBS.copy()
+    near[1] = [0.99987, 0.00013]  # prints as 0.999 at 3 decimals, still below tau=0.9999
+    with pytest.raises(ParameterError, match=r"has 0\.999870; .*tau <= 0\.9998 keeps"):
+        select_confidence(near, LABELS, 0.9999)
+    assert select_confidence(near, LABELS, 0.9998).sum() == 1
+    with pytest.raises(ParameterError, match="no sample's top class is its label"):
+        select_confidence(np.eye(2)[1 - LABELS], LABELS, 0.5)
     with pytest.raises(ParameterError, match="k_neighbors"):
         select_metric(EMB, LABELS, 20)
     with pytest.raises(ParameterError, match="not in the dataset"):
