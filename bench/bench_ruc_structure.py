@@ -19,6 +19,12 @@ would give RUC a start with the right structure. Per seed, ACC of:
 Maps: "pixels" = the pipeline's UMAP-10 of the raw pixels (where RUC's selectors work in
 bench_ruc.py); "simclr" = UMAP-10 of the digits' own SimCLR backbone (bench_dac.py's
 "digits-simclr", trained into the workspace when missing). Ground truth only scores.
+
+A second table (``--geometry`` prints only it; no SimCLR training) asks where the 1s the start
+puts in the 8s' cluster lie, in the raw pixels RUC's networks see and in the pixels' UMAP-10 map
+its selectors use: is the mean of those 1s nearer the 8s' mean or the other 1s' mean, which class
+mean is nearest each of them (the 1s' mean taken without them), and whose are their 10 nearest
+neighbours. Ground truth names the groups here, to explain the ceiling; nothing trains on it.
 """
 from __future__ import annotations
 
@@ -91,12 +97,58 @@ def relabelings(E: np.ndarray, start: np.ndarray, seed: int) -> dict[str, np.nda
     }
 
 
+def misplaced_ones(E: np.ndarray, start: np.ndarray, y: np.ndarray, n_neighbors: int = 10) -> dict:
+    """Where the 1s that ``start`` puts in the 8s' cluster (the one holding most 8s) lie in ``E``."""
+    from sklearn.neighbors import NearestNeighbors
+
+    c8 = np.bincount(start[y == 8]).argmax()
+    moved = (y == 1) & (start == c8)
+    groups = {"8": y == 8, "other 1s": (y == 1) & ~moved}
+    groups.update({str(d): y == d for d in range(10) if d not in (1, 8)})
+    means = {g: E[m].mean(0) for g, m in groups.items()}
+    names = list(means)
+    d = np.linalg.norm(E[moved][:, None] - np.stack([means[g] for g in names])[None], axis=-1)
+    nearest = np.array(names)[d.argmin(1)]
+    centre = E[moved].mean(0)
+    _, idx = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(E).kneighbors(E[moved])
+    nb = idx[:, 1:].ravel()
+    return {
+        "n": int(moved.sum()),
+        "to 8s / to other 1s": float(np.linalg.norm(centre - means["8"]) / np.linalg.norm(centre - means["other 1s"])),
+        "nearest mean 8s": float(np.mean(nearest == "8")),
+        "nearest mean other 1s": float(np.mean(nearest == "other 1s")),
+        "neighbours 8s": float(np.mean(groups["8"][nb])),
+        "neighbours same group": float(np.mean(moved[nb])),
+        "neighbours other 1s": float(np.mean(groups["other 1s"][nb])),
+    }
+
+
+def geometry_table(seeds: list[int], workspace: str) -> None:
+    import bench_ruc
+
+    rows = []
+    for seed in seeds:
+        d = bench_ruc.pipeline_start("digits", "kmeans", seed, workspace)
+        for name, E in (("raw pixels (64-d)", d["features"]), ("pixels UMAP-10", d["umap"])):
+            rows.append((seed, name, misplaced_ones(np.asarray(E, dtype=np.float64), d["labels"], d["truth"])))
+    print(f"\ndigits, start = pipeline pixels -> k-means: the 1s in the 8s' cluster, seeds {seeds}\n")
+    keys = list(rows[0][2])
+    print("| seed | space | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for seed, name, r in rows:
+        print(f"| {seed} | {name} | {r['n']} | " + " | ".join(f"{r[k]:.2f}" for k in keys[1:]) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--workspace", default=".cache/bench_ruc")
+    ap.add_argument("--geometry", action="store_true", help="only the table of where the misplaced 1s lie")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if a.geometry:
+        geometry_table(a.seeds, a.workspace)
+        return
     import bench_dac
     import bench_ruc
 
@@ -117,6 +169,7 @@ def main() -> None:
     print("|---|---|" + "---|" * (len(a.seeds) + 1))
     for (name, method), accs in rows.items():
         print(f"| {name} UMAP-10 | {method} | " + " | ".join(f"{v:.3f}" for v in accs) + f" | {np.mean(accs):.3f} |")
+    geometry_table(a.seeds, a.workspace)
 
 
 if __name__ == "__main__":
