@@ -4,6 +4,7 @@ wrong ones, and RUC is retrained with those fixes held (issues 5 and 6).
     OMP_NUM_THREADS=1 python bench/bench_loop.py --workspace .cache/bench_loop
     OMP_NUM_THREADS=1 python bench/bench_loop.py --dataset fmnist --budgets 0 200 1000
     OMP_NUM_THREADS=1 python bench/bench_loop.py --refine current     # the retrain refines the run's labels
+    python bench/bench_loop.py --compare      # both refines' cached cells: can a label-free signal choose?
 
 Per seed, the start is the README's RUC command for the dataset through ``run_pipeline`` (digits:
 pixels -> UMAP-10 -> k-means -> RUC, images variant; fmnist, the 10,000 test images: lite0 @64 px ->
@@ -24,7 +25,10 @@ queue, given the run's features (RUC's unclean set first, then low confidence an
 Columns: wrong tiles found among the B reviewed; ACC with the fixes alone (no retraining); ACC of
 the retrained run. Each (seed, order, budget) runs in its own process with one thread
 (``--jobs`` at a time); starts and finished cells are cached under ``--workspace``/<dataset>
-(``--fresh`` redoes the cells).
+(``--fresh`` redoes the cells). Each cell also records label-free signals of the retrained run
+(RUC's final clean fraction, mean confidence, silhouette, Davies-Bouldin, Calinski-Harabasz);
+``--compare`` asks, from the cells of both refines, whether picking by one of them per seed would
+choose the better refine.
 """
 from __future__ import annotations
 
@@ -114,11 +118,49 @@ def one_cell(job: dict) -> dict:
             session.move(wrong[where == to], int(to))
         fixed_only = session.current_labels()
     r = retrain(dst, job["run_id"], algo="ruc", refine=job.get("refine", "start"))
+    unclean = np.load(dst / r.artifacts["unclean"]) if "unclean" in r.artifacts else np.zeros(len(r.labels), bool)
+    # what a person could see without ground truth, to ask whether one of them picks the better refine
+    signals = dict(clean=float(1.0 - unclean.mean()), confidence=float(r.scores["confidence_mean"]),
+                   **{k: float(r.scores[k]) for k in ("silhouette", "davies_bouldin", "calinski_harabasz")
+                      if r.scores.get(k) is not None})
     out = dict(seed=job["seed"], order=job["order"], budget=job["budget"], start=acc(labels),
                found=int(len(wrong)), fixed_only=acc(fixed_only), retrained=acc(r.labels),
-               seconds=time.perf_counter() - t)
+               seconds=time.perf_counter() - t, signals=signals)
     shutil.rmtree(dst, ignore_errors=True)
     return out
+
+
+# label-free signals of a retrained run and which way is better: +1 higher, -1 lower
+SIGNALS = {"clean": 1, "confidence": 1, "silhouette": 1, "davies_bouldin": -1, "calinski_harabasz": 1}
+
+
+def compare_refines(cells: Path, seeds: list[int], budgets: list[int], orders: list[str]) -> None:
+    """Per cell, ACC of both refines, and the ACC one gets by letting each signal pick per seed."""
+    def load(seed: int, order: str, budget: int, tag: str) -> dict | None:
+        p = cells / f"s{seed}-{order}-{budget}{tag}.json"
+        r = json.loads(p.read_text()) if p.is_file() else None
+        return r if r and "signals" in r else None
+
+    print("\nretrained ACC, mean over the seeds with both refines' cells; 'pick by X' = per seed, the refine whose "
+          "retrained run scores better on X (no ground truth); (n/m) = seeds where that is the better ACC\n")
+    print("| order | tiles | seeds | refine=start | refine=current | "
+          + " | ".join(f"pick by {k}" for k in SIGNALS) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(SIGNALS))
+    for b in budgets:
+        for o in (orders if b else ["doubtful"]):
+            pairs = [(load(s, o, b, ""), load(s, o, b, "-current")) for s in seeds]
+            pairs = [(x, y) for x, y in pairs if x and y]
+            if not pairs:
+                continue
+            cols = []
+            for k, sign in SIGNALS.items():
+                picks = [x if sign * (x["signals"][k] - y["signals"][k]) >= 0 else y for x, y in pairs]
+                right = sum(p["retrained"] == max(x["retrained"], y["retrained"])
+                            for p, (x, y) in zip(picks, pairs, strict=True))
+                cols.append(f"{np.mean([p['retrained'] for p in picks]):.3f} ({right}/{len(pairs)})")
+            start, current = np.mean([x["retrained"] for x, _ in pairs]), np.mean([y["retrained"] for _, y in pairs])
+            print(f"| {'none' if b == 0 else o} | {b} | {len(pairs)} | {start:.3f} | {current:.3f} | "
+                  + " | ".join(cols) + " |")
 
 
 def main() -> None:
@@ -132,7 +174,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--workspace", default=".cache/bench_loop")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--compare", action="store_true",
+                    help="no runs: from the cached cells of both refines, can a label-free signal pick the better one?")
     a = ap.parse_args()
+    if a.compare:
+        compare_refines(Path(a.workspace) / a.dataset / "cells", a.seeds, a.budgets, a.orders.split(","))
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     root = Path(a.workspace) / a.dataset
     t0 = time.perf_counter()
