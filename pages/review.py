@@ -147,8 +147,9 @@ with retrain_tab:
                      format_func=review.RETRAIN_REFINE.get, key="w_rv_refine", horizontal=True,
                      help="Where this run's RUC started: no drift from RUC's own output (Fashion-MNIST, 1,000 "
                           "doubtful tiles: 0.829 against 0.817). This run's labels: RUC's output kept as the "
-                          "start (digits, 200 doubtful tiles: 0.964 against 0.927). bench/RESULTS.md, "
-                          "\"The correction loop\".")
+                          "start (digits, 200 doubtful tiles: 0.964 against 0.927). Do not compare the two by "
+                          "confidence or RUC's clean set: from this run's labels both rose on Fashion-MNIST while "
+                          "ACC fell. bench/RESULTS.md, \"The correction loop\".")
         with st.expander(f"{algo} parameters"):
             param_controls(algo, algos[algo])
         busy = state.job is not None and state.job.running
