@@ -66,11 +66,11 @@ def select_confidence(
     agrees = probs.argmax(1) == labels
     mask = agrees & (own >= tau)
     if not mask.any():
-        # The best a sample can offer is its own-label probability where it is also the top
-        # class; rounded down so that the suggested tau really selects it.
         if not agrees.any():
             raise ParameterError("no sample's top class is its label, so no tau selects a clean "
                                  "sample; check that probs and labels use the same cluster ids")
+        # only a sample whose top class is its label can be clean; the suggested tau is its
+        # confidence rounded down, so that it really selects that sample
         best = own[agrees].max()
         raise ParameterError(
             f"tau={tau} selects no clean sample: the most confident sample whose top class is "

@@ -75,7 +75,7 @@ def test_bad_parameters():
     # The suggested tau keeps a sample: it is the best agreeing confidence (0.9), rounded down.
     assert "has 0.900000" in str(err.value) and "tau <= 0.9000 keeps at least one" in str(err.value)
     near = PROBS.copy()
-    near[1] = [0.99987, 0.00013]  # prints as 0.999 at 3 decimals, still below tau=0.9999
+    near[1] = [0.99987, 0.00013]  # the old message printed this as 1.000, yet it is below tau=0.9999
     with pytest.raises(ParameterError, match=r"has 0\.999870; .*tau <= 0\.9998 keeps"):
         select_confidence(near, LABELS, 0.9999)
     assert select_confidence(near, LABELS, 0.9998).sum() == 1
