@@ -164,12 +164,14 @@ def compare_refines(cells: Path, seeds: list[int], budgets: list[int], orders: l
 
 
 def main() -> None:
+    from core.config import RETRAIN_REFINE
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=list(DATASETS), default="digits")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200])
     ap.add_argument("--orders", default="doubtful,sample")
-    ap.add_argument("--refine", choices=["start", "current"], default="start",
+    ap.add_argument("--refine", choices=list(RETRAIN_REFINE), default="start",
                     help="what the retrain's RUC starts from: the run's RUC start (the default) or its labels")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--workspace", default=".cache/bench_loop")

@@ -15,6 +15,7 @@ from typing import Any
 from core.config import (
     MAP_METHODS,
     METRICS,
+    RETRAIN_REFINE,
     ClusterConfig,
     DataConfig,
     FeatureConfig,
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="default: the run's own when it is dac or ruc, else ruc")
     rt.add_argument("--epochs", type=int, default=None, help="training epochs (default: as the run had)")
     rt.add_argument("--seed", type=int, default=None, help="default: the run's seed")
-    rt.add_argument("--refine", default="start", choices=["start", "current"],
+    rt.add_argument("--refine", default="start", choices=list(RETRAIN_REFINE),
                     help="ruc: refine the labels the run's RUC started from (default) or the run's current "
                          "labels; corrections are applied to either")
     rt.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",

@@ -11,6 +11,8 @@ from core.errors import ParameterError
 DEFAULT_WORKSPACE = "workspace"
 MAP_METHODS = ("umap", "tsne", "pca", "none")
 METRICS = ("euclidean", "cosine", "mahalanobis")
+# what a retrain's RUC refines: the labels the run's RUC started from, or the run's own (core.retrain)
+RETRAIN_REFINE = ("start", "current")
 
 
 def workspace_dir(explicit: str | os.PathLike | None = None) -> Path:

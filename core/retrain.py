@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from core.config import RETRAIN_REFINE as REFINE
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.errors import DataError, ParameterError, WorkspaceError
 from core.pipeline import (
@@ -49,7 +50,6 @@ from core.review import ReviewSession
 from core.store import DB_NAME, Store
 
 ALGOS = ("dac", "ruc")
-REFINE = ("start", "current")   # what RUC refines: the labels the run's RUC started from, or the run's own
 NAME_OVERLAP = 0.5        # least Jaccard overlap for a cluster name to carry over
 _MAX_CHAIN = 100          # runs retrained from runs retrained from …: a guard against cycles
 
