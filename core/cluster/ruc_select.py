@@ -19,10 +19,6 @@ from core.errors import ParameterError
 
 # Rows per block of the N x N similarity product: bounds memory to ~block * N floats.
 _KNN_BLOCK = 1024
-# The trimmed centre moves at most this many times. On the bench's 60 starting clusters (digits
-# and Fashion-MNIST, seeds 0-2) 53 settle within 13 moves; the rest keep swapping a few members
-# on the boundary, which hardly moves the centre.
-_TRIM_MAX_ITER = 20
 
 
 def _check_labels(labels: np.ndarray, n: int, what: str = "labels") -> np.ndarray:
@@ -156,54 +152,18 @@ def select_hybrid(
     return _with_fixed(mask, fixed_labels)
 
 
-def centroid_probs(
-    embedding: np.ndarray, labels: np.ndarray, n_classes: int, temperature: float = 0.1, *, trim: float = 0.5
-) -> np.ndarray:
+def centroid_probs(embedding: np.ndarray, labels: np.ndarray, n_classes: int, temperature: float = 0.1) -> np.ndarray:
     """Soft assignments (N, k) from the labels alone, for the confidence strategy when the
-    clustering gave no probabilities: softmax over cosine similarity to each cluster's centre
-    (centred, L2-normalised embedding) divided by ``temperature``. Empty clusters get 0.
-
-    Each centre is a trimmed mean (:func:`trimmed_centres`): the mean of the ``trim`` share of
-    the cluster's members most similar to it, iterated from the plain mean. Why: when a cluster
-    also holds a smaller group of another class, its plain mean lies between the two and that
-    group's members rank as central; the trimmed mean moves into the cluster's densest part.
-    That is not always the larger group, but on every start the bench measured it made the
-    initial clean split more precise (bench/RESULTS.md, "RUC", "Trimmed centres").
-    ``trim=1`` gives the plain mean.
-    """
+    clustering gave no probabilities: softmax over cosine similarity to each cluster's centroid
+    (centred, L2-normalised embedding) divided by ``temperature``. Empty clusters get 0."""
     z = input_tensor(np.asarray(embedding), torch.float32)
     z = torch.nn.functional.normalize(z - z.mean(0, keepdim=True), dim=1)
     lab = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    cent = torch.zeros(n_classes, z.shape[1]).index_add_(0, lab, z)
     present = torch.bincount(lab, minlength=n_classes) > 0
-    cent = trimmed_centres(z, lab, n_classes, trim)
-    sim = z @ cent.T / temperature
+    sim = z @ torch.nn.functional.normalize(cent, dim=1).T / temperature
     sim[:, ~present] = -float("inf")
     return torch.softmax(sim, dim=1).numpy()
-
-
-def trimmed_centres(z: torch.Tensor, labels: torch.Tensor, n_classes: int, trim: float) -> torch.Tensor:
-    """(k, D) unit-length cluster centres of unit rows ``z`` (N, D) under ``labels`` (N,) int64.
-
-    Each centre is the normalised mean of the ``trim`` share of its members most cosine-similar
-    to it, iterated from the plain mean (at most ``_TRIM_MAX_ITER`` moves; it stops when those
-    members no longer change). ``trim=1`` is the plain mean. Empty clusters get a zero row.
-    """
-    if not 0.0 < trim <= 1.0:
-        raise ParameterError(f"trim must be in (0, 1], got {trim}")
-    cent = torch.nn.functional.normalize(torch.zeros(n_classes, z.shape[1]).index_add_(0, labels, z), dim=1)
-    if trim == 1.0:
-        return cent
-    for c in torch.unique(labels).tolist():
-        members = z[labels == c]
-        keep = max(1, int(np.ceil(trim * len(members))))
-        kept = None
-        for _ in range(_TRIM_MAX_ITER):
-            now = torch.sort(torch.topk(members @ cent[c], keep).indices).values
-            if kept is not None and torch.equal(now, kept):
-                break
-            kept = now
-            cent[c] = torch.nn.functional.normalize(members[kept].mean(0), dim=0)
-    return cent
 
 
 def knn_agreement(neighbors: np.ndarray, labels: np.ndarray) -> np.ndarray:

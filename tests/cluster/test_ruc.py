@@ -124,7 +124,7 @@ def test_image_variant_smoke():
 
 @pytest.mark.parametrize("kwargs, fit_kwargs, match", [
     (dict(k_neighbors=240), {}, "k_neighbors"),
-    (dict(strategy="confidence", tau=0.99999), {}, "lower tau"),
+    (dict(strategy="confidence", tau=0.9999), {}, "lower tau"),
     ({}, dict(initial_labels=np.zeros(239, int)), "not in the dataset"),
     ({}, dict(fixed_labels=np.full(241, -1)), "not in the dataset"),
     (dict(strategy="best"), {}, "unknown strategy"),
@@ -134,7 +134,7 @@ def test_image_variant_smoke():
 def test_bad_input(blobs, kwargs, fit_kwargs, match):
     X, y, noisy = blobs
     rng = np.random.default_rng(1)
-    Xu = rng.random((240, 8)).astype(np.float32)    # no structure: no centroid confidence reaches 0.99999
+    Xu = rng.random((240, 8)).astype(np.float32)    # no structure: centroid confidence stays low
     fit_kwargs = {"initial_labels": rng.integers(0, 4, 240), **fit_kwargs}
     with pytest.raises(ParameterError, match=match):
         RUC(**{**FAST, **kwargs}).fit(Xu, **fit_kwargs)

@@ -1,7 +1,6 @@
 """Clean/unclean selectors on a hand-made 20-sample case with exact expected masks."""
 import numpy as np
 import pytest
-import torch
 
 from core.cluster.ruc_select import (
     centroid_probs,
@@ -11,7 +10,6 @@ from core.cluster.ruc_select import (
     select_confidence,
     select_hybrid,
     select_metric,
-    trimmed_centres,
 )
 from core.errors import ParameterError
 
@@ -122,39 +120,3 @@ def test_fill_clusters_tops_up_mixed_clusters():
     np.testing.assert_array_equal(fill_clusters(mask, labels, score, 0.5, eligible=elig)[6:], [1, 0, 1, 0])
     nb = np.array([[1, 2], [0, 2], [0, 1]])
     np.testing.assert_allclose(knn_agreement(nb, np.array([0, 0, 1])), [0.5, 0.5, 0.0])
-
-
-def _unit(deg: np.ndarray) -> torch.Tensor:
-    rad = np.deg2rad(deg)
-    return torch.tensor(np.c_[np.cos(rad), np.sin(rad)], dtype=torch.float32)
-
-
-def test_trimmed_centre_is_the_cluster_core_not_pulled_by_a_group_off_it():
-    # one cluster: a core of 14 unit vectors within 5 degrees of 0 and a group of 6 at 60-110
-    # degrees; cluster 1 is empty. The plain mean leans towards the group; the trimmed mean (the
-    # 10 members nearest it, iterated) sits in the core.
-    deg = np.r_[np.linspace(-5, 5, 14), np.linspace(60, 110, 6)]
-    z, lab = _unit(deg), torch.zeros(20, dtype=torch.int64)
-    plain = trimmed_centres(z, lab, 2, 1.0)
-    trimmed = trimmed_centres(z, lab, 2, 0.5)
-    expected_plain = torch.nn.functional.normalize(z.mean(0), dim=0)
-    torch.testing.assert_close(plain[0], expected_plain)
-    assert np.rad2deg(np.arctan2(plain[0, 1], plain[0, 0])) > 20       # pulled towards the group
-    assert abs(np.rad2deg(np.arctan2(trimmed[0, 1], trimmed[0, 0]))) < 3
-    # a fixed point: the centre is the mean of the 10 members most similar to it
-    near = torch.topk(z @ trimmed[0], 10).indices
-    assert set(near.tolist()) <= set(range(14))
-    torch.testing.assert_close(trimmed[0], torch.nn.functional.normalize(z[near].mean(0), dim=0))
-    assert (trimmed[1] == 0).all() and (plain[1] == 0).all()             # empty cluster
-
-
-def test_centroid_probs_trim_one_is_the_plain_mean_and_bad_trim_is_refused():
-    labels = np.r_[np.zeros(10, int), np.full(10, 2)]
-    z = torch.nn.functional.normalize(torch.tensor(EMB - EMB.mean(0), dtype=torch.float32), dim=1)
-    cent = torch.nn.functional.normalize(torch.stack([z[:10].mean(0), z[10:].mean(0)]), dim=1)
-    expected = torch.softmax(z @ cent.T / 0.1, dim=1).numpy()
-    got = centroid_probs(EMB, labels, 3, trim=1.0)
-    np.testing.assert_allclose(got[:, [0, 2]], expected, rtol=1e-5, atol=1e-7)
-    for bad in (0.0, 1.5, -0.2):
-        with pytest.raises(ParameterError, match=r"trim must be in \(0, 1\]"):
-            centroid_probs(EMB, labels, 3, trim=bad)
