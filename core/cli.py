@@ -251,14 +251,20 @@ def cmd_train_backbone(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from core.data import list_datasets
 
-    rows = list_datasets()
+    return _print_available(args, list_datasets(), "\nAlso: any folder of images (class sub-folders give "
+                                                   "optional ground truth) or a .zip of one.")
+
+
+def _print_available(args: argparse.Namespace, rows: list[dict], footer: str | None = None) -> int:
+    """Datasets or backbones: JSON, or one line each with whether it can be used here and why not."""
     if args.json:
         print(json.dumps(rows))
         return 0
     for r in rows:
         state = "ok" if r["available"] else f"not available: {r['why']}"
         print(f"{r['name']:22s} {r['description']}  [{state}]")
-    print("\nAlso: any folder of images (class sub-folders give optional ground truth) or a .zip of one.")
+    if footer:
+        print(footer)
     return 0
 
 
@@ -293,14 +299,7 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 def cmd_backbones(args: argparse.Namespace) -> int:
     from core.features.backbones import list_backbones
 
-    rows = list_backbones(workspace=workspace_dir(args.workspace))
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for r in rows:
-        state = "ok" if r["available"] else f"not available: {r['why']}"
-        print(f"{r['name']:22s} {r['description']}  [{state}]")
-    return 0
+    return _print_available(args, list_backbones(workspace=workspace_dir(args.workspace)))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
