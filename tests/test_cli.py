@@ -94,6 +94,13 @@ def test_listings(tmp_path):
     # nothing cached in an empty TORCH_HOME: says so, and names the offline alternative
     assert rows["resnet18"]["available"] is False
     assert "not cached" in rows["resnet18"]["why"] and "efficientnet_lite0" in rows["resnet18"]["why"]
+    # the text listings: one line per name with its state, the datasets' with a closing hint
+    text = cli("datasets").stdout.splitlines()
+    assert any(line.startswith("digits ") and line.endswith("[ok]") for line in text)
+    assert text[-1].startswith("Also: any folder of images")
+    text = cli("backbones", "--workspace", str(tmp_path), env={"TORCH_HOME": str(tmp_path / "th")}).stdout
+    line = next(x for x in text.splitlines() if x.startswith("resnet18 "))
+    assert "[not available: " in line and "not cached" in line
 
 
 def test_train_backbone_then_cluster_with_it_by_name(tmp_path):
