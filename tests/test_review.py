@@ -104,6 +104,16 @@ def test_split_reclusters_only_the_members(tmp_path):
             s.split(1, 100, X)
         s.undo()
         assert (s.current_labels() == base).all()
+        # an undone split leaves no correction behind, so a retrain holds nothing from it
+        assert not s.corrected_mask().any() and (s.fixed_labels() < 0).all()
+        # split, then merge the new part into the other cluster: that part, and only it, is corrected
+        s.split(0, 2, X)
+        new = s.log()[-1]["detail"]["new"][0]
+        part = np.flatnonzero(s.current_labels() == new)
+        s.merge(1, new)
+        assert (s.current_labels()[part] == 1).all() and new not in s.clusters()
+        assert np.array_equal(np.flatnonzero(s.corrected_mask()), part)
+        assert (s.fixed_labels()[part] == 1).all() and (np.delete(s.fixed_labels(), part) < 0).all()
 
 
 def test_rename_and_undo_rename(ws):
