@@ -20,9 +20,13 @@ then look at the first B tiles of the order and move each wrong tile to the clus
 its class (one ``ReviewSession.move`` per target cluster, as a lasso or a multi-select does).
 Orders (``ReviewSession.review_queue``, as the Review page shows them): "doubtful" = the review
 queue, given the run's features (RUC's unclean set first, then low confidence and odd-in-cluster);
-"sample" = the spot check, a random order (seeded with the bench seed).
+"sample" = the spot check, a random order (seeded with the bench seed); "split" (``--orders
+split``, B = tiles per part) = the Review page's Split (k = 2 on the run's features) applied to
+each cluster in turn: the person looks at B random tiles of the new part and merges it into the
+cluster named after the class most of them show, or undoes the split when that is its own.
 
-Columns: wrong tiles found among the B reviewed; ACC with the fixes alone (no retraining); ACC of
+Columns: wrong tiles found (samples the corrections moved from a wrong cluster to the right one;
+for "doubtful" and "sample", the wrong ones among the B reviewed); ACC with the fixes alone (no retraining); ACC of
 the retrained run. Each (seed, order, budget) runs in its own process with one thread
 (``--jobs`` at a time); starts and finished cells are cached under ``--workspace``/<dataset>
 (``--fresh`` redoes the cells). Each cell also records label-free signals of the retrained run
@@ -108,26 +112,58 @@ def one_cell(job: dict) -> dict:
         labels = session.current_labels()
         key = store.query("SELECT cache_key FROM feature_sets WHERE id=?", (run["feature_set_id"],))[0]["cache_key"]
         feats = FeatureCache(dst / "features").get(key)   # what the app's review queue is given
-        order = session.review_queue(order=job["order"], features=feats, seed=job["seed"])
-        seen = order[: job["budget"]]
         names = person_names(labels, truth)
-        want = np.array([names[int(c)] for c in truth[seen]])
-        off = want != labels[seen]
-        wrong, where = seen[off], want[off]
-        for to in np.unique(where):
-            session.move(wrong[where == to], int(to))
+        if job["order"] == "split":
+            n_seen = split_and_look(session, feats, truth, names, job["budget"], job["seed"])
+        else:
+            order = session.review_queue(order=job["order"], features=feats, seed=job["seed"])
+            seen = order[: job["budget"]]
+            want = np.array([names[int(c)] for c in truth[seen]])
+            off = want != labels[seen]
+            wrong, where = seen[off], want[off]
+            for to in np.unique(where):
+                session.move(wrong[where == to], int(to))
+            n_seen = len(seen)
         fixed_only = session.current_labels()
+        right = np.array([names[int(c)] for c in truth])       # each sample's right cluster
+        found = int(((labels != right) & (fixed_only == right)).sum())
+        made_wrong = int(((labels == right) & (fixed_only != right)).sum())
     r = retrain(dst, job["run_id"], algo="ruc", refine=job.get("refine", "start"))
     unclean = np.load(dst / r.artifacts["unclean"]) if "unclean" in r.artifacts else np.zeros(len(r.labels), bool)
     # what a person could see without ground truth, to ask whether one of them picks the better refine
     signals = dict(clean=float(1.0 - unclean.mean()), confidence=float(r.scores["confidence_mean"]),
                    **{k: float(r.scores[k]) for k in ("silhouette", "davies_bouldin", "calinski_harabasz")
                       if r.scores.get(k) is not None})
-    out = dict(seed=job["seed"], order=job["order"], budget=job["budget"], start=acc(labels),
-               found=int(len(wrong)), fixed_only=acc(fixed_only), retrained=acc(r.labels),
+    out = dict(seed=job["seed"], order=job["order"], budget=job["budget"], start=acc(labels), seen=n_seen,
+               found=found, made_wrong=made_wrong, fixed_only=acc(fixed_only), retrained=acc(r.labels),
                seconds=time.perf_counter() - t, signals=signals)
     shutil.rmtree(dst, ignore_errors=True)
     return out
+
+
+def split_and_look(session, feats: np.ndarray, truth: np.ndarray, names: dict[int, int], per_part: int,
+                   seed: int) -> int:
+    """The "split" order: the Review page's Split (k = 2, k-means on the run's features) on every
+    cluster in turn; the person looks at ``per_part`` random tiles of the new part and, when most
+    of them show a class another cluster is named after, merges the part into that cluster;
+    otherwise undoes the split. Returns the number of tiles looked at."""
+    rng = np.random.default_rng(seed)
+    seen = 0
+    for c in session.clusters():
+        if (session.current_labels() == c).sum() < 2:
+            continue
+        session.split(c, 2, feats, seed=seed)
+        new = session.log()[-1]["detail"]["new"][0]
+        part = np.flatnonzero(session.current_labels() == new)
+        look = rng.choice(part, size=min(per_part, len(part)), replace=False)
+        seen += len(look)
+        counts = np.bincount(truth[look])
+        target = names[int(counts.argmax())]
+        if target != c and counts.max() > len(look) / 2:
+            session.merge(target, new)
+        else:
+            session.undo()
+    return seen
 
 
 # label-free signals of a retrained run and which way is better: +1 higher, -1 lower
@@ -202,7 +238,8 @@ def main() -> None:
         for fut in as_completed(futures):
             r = fut.result()
             (cache / f"s{r['seed']}-{r['order']}-{r['budget']}{tag}.json").write_text(json.dumps(r))
-            print(f"  seed {r['seed']} {r['order']:8s} B={r['budget']:4d}: {r['found']} wrong found, "
+            print(f"  seed {r['seed']} {r['order']:8s} B={r['budget']:4d}: {r['found']} wrong found "
+                  f"({r.get('made_wrong', 0)} right ones moved wrong), "
                   f"fixes alone {r['fixed_only']:.3f}, retrained {r['retrained']:.3f} ({r['seconds']:.0f} s)",
                   file=sys.stderr)
             results.append(r)
@@ -226,7 +263,8 @@ def main() -> None:
             if not rs:
                 continue
             name = "none (retrain only)" if b == 0 else o
-            print(f"| {name} | {b} | {np.mean([r['found'] for r in rs]):.0f} | {mm([r['start'] for r in rs])} "
+            tiles = b if o != "split" else f"{b} per part ({np.mean([r['seen'] for r in rs]):.0f} seen)"
+            print(f"| {name} | {tiles} | {np.mean([r['found'] for r in rs]):.0f} | {mm([r['start'] for r in rs])} "
                   f"| {mm([r['fixed_only'] for r in rs])} | **{mm([r['retrained'] for r in rs])}** "
                   f"| {np.mean([r['seconds'] for r in rs]):.0f} |")
 
