@@ -357,10 +357,6 @@ class RUC(BaseClusterer):
 
     def _initial_split(self, emb, labels, k, fixed_ids):
         n = len(labels)
-        if self.k_neighbors >= n and self.strategy != "confidence":
-            raise ParameterError(
-                f"k_neighbors={self.k_neighbors} must be below the number of samples ({n}); "
-                f"use k_neighbors <= {max(1, n - 1)}")
         probs = sel.centroid_probs(emb, labels, k)
         neighbors = None
         fx = fixed_ids if (fixed_ids >= 0).any() else None

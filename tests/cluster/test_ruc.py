@@ -123,7 +123,8 @@ def test_image_variant_smoke():
 
 
 @pytest.mark.parametrize("kwargs, fit_kwargs, match", [
-    (dict(k_neighbors=240), {}, r"k_neighbors=240 must be below the number of samples \(240\); use k_neighbors <= 239"),
+    (dict(k_neighbors=240), {},
+     r"k_neighbors=240 must be at least 1 and below the number of samples \(240\); use k_neighbors <= 239"),
     (dict(strategy="confidence", tau=0.9999), {}, "lower tau"),
     ({}, dict(initial_labels=np.zeros(239, int)), "not in the dataset"),
     ({}, dict(fixed_labels=np.full(241, -1)), "not in the dataset"),
