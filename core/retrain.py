@@ -14,7 +14,8 @@ What is held, and how:
   clustering space), and are not held;
 - ``refine="start"`` (default): RUC refines, with the corrections applied, the labels the run's
   RUC started from (saved with every RUC run as ``start.npy``; clusters merged away since are
-  mapped to where their members are now), not RUC's own output, which RUC again drifts from
+  mapped to where their members are now, so an ``overcluster`` run's start is refined with RUC's
+  merge applied, at k clusters), not RUC's own output, which RUC again drifts from
   (Fashion-MNIST, 1,000 doubtful tiles reviewed: 0.817 from the output, 0.829 from the start;
   none: 0.761 -> 0.742, and the same run; bench/RESULTS.md, "The correction loop"). Runs without
   a start (k-means, DAC, older RUC runs) are refined from their current labels (run labels +
@@ -140,7 +141,8 @@ def retrain(workspace: str | Path, run_id: int, *, algo: str | None = None, para
         if chosen == "ruc":
             start = None
             if refine == "start":
-                start = _refinable_start(_parent_start(store, parent), current, held, classes)
+                raw_start = _parent_start(store, parent)
+                start = _refinable_start(raw_start, current, held, classes)
                 if start is None and parent["algo"] == "ruc":
                     say("retrain", 0.0, f"run {run_id} has no usable saved RUC start (made by an older version, or "
                                         "the file is gone): RUC refines its current labels")
@@ -149,7 +151,12 @@ def retrain(workspace: str | Path, run_id: int, *, algo: str | None = None, para
                 initial = np.where(held_enc >= 0, held_enc, enc[start])
                 say("retrain", 0.0, f"RUC refines what run {run_id}'s RUC started from, with the corrections "
                                     "applied (not its own output, which RUC again would drift from)")
-                if not (held >= 0).any() and not outlier.any() and cfg.cluster == base.cluster:
+                gone = np.setdiff1d(np.unique(raw_start), classes)
+                if len(gone):   # merged in the review, or by RUC's overcluster
+                    say("retrain", 0.0, f"run {run_id}'s RUC started from {len(np.unique(raw_start))} clusters; "
+                                        f"cluster(s) {', '.join(map(str, gone))} merged away since, so their "
+                                        "members start in the cluster most of them are in now")
+                elif not (held >= 0).any() and not outlier.any() and cfg.cluster == base.cluster:
                     say("retrain", 0.0, f"with nothing held and run {run_id}'s settings and seed this gives "
                                         f"run {run_id} again; pass another seed for another draw")
             else:
