@@ -6,6 +6,7 @@ One command prints one table (mean and min over seeds; start -> after RUC; split
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset fmnist            # lite0@64 -> UMAP-10 -> k-means
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start dac
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits-simclr --start dac   # on the best start
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --overcluster 1      # k-means with 11, merged to 10
 
 Starting labels come from ``run_pipeline`` exactly as ``python -m core run`` makes them (same
 features, reduction and seed), so the "start" columns are the pipeline's own figures:
@@ -59,8 +60,9 @@ DATA = {"digits": "digits", "fmnist": "fashion-mnist", "digits-simclr": "digits"
 BENCH_DAC_NAME = {"digits": "digits", "fmnist": "fashion", "digits-simclr": "digits-simclr"}
 
 
-def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
-    """The pipeline's labels for this seed plus what RUC needs (images, features, UMAP-10 map)."""
+def pipeline_start(dataset: str, start: str, seed: int, ws: str, k: int = 10) -> dict:
+    """The pipeline's labels for this seed plus what RUC needs (images, features, UMAP-10 map).
+    ``k``: clusters of the start (10 + ``--overcluster``)."""
     from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
     from core.pipeline import clustering_space, run_pipeline
 
@@ -87,11 +89,12 @@ def pipeline_start(dataset: str, start: str, seed: int, ws: str) -> dict:
         else:
             params = dict(getattr(bench_dac, "FEATURE_PARAMS", {}))
     cfg = RunConfig(data=DataConfig(DATA[dataset]), features=feats,
-                    cluster=ClusterConfig(algo=algo, k=10, seed=seed, reduce=reduce, params=params),
+                    cluster=ClusterConfig(algo=algo, k=k, seed=seed, reduce=reduce, params=params),
                     map=MapConfig(method="none"), workspace=ws)
     # the start labels are kept too: a DAC start costs minutes per seed on a busy CPU
     saved = Path(ws) / "bench_ruc_starts" / (
-        f"{dataset}-{start}-s{seed}-" + hashlib.sha1(repr(sorted(params.items())).encode()).hexdigest()[:10] + ".npy")
+        f"{dataset}-{start}-s{seed}-" + (f"k{k}-" if k != 10 else "")
+        + hashlib.sha1(repr(sorted(params.items())).encode()).hexdigest()[:10] + ".npy")
     t = time.perf_counter()
     if saved.is_file():
         r = run_pipeline(cfg.with_(cluster=ClusterConfig(k=10, seed=seed)))   # features only: quick k-means
@@ -186,6 +189,9 @@ def main() -> None:
     ap.add_argument("--embedding", choices=["umap", "start"], default="umap",
                     help="space of the selectors: the UMAP-10 map, or the space the start clustered in")
     ap.add_argument("--params", default="{}", help="RUC params overriding the tuned ones, a dict literal")
+    ap.add_argument("--overcluster", type=int, default=0,
+                    help="start with 10 + M clusters; RUC trains on them and merges back to 10 by kNN "
+                         "connectivity in the selectors' space (RUC's overcluster=M)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="RUC again on its own output this many times in all (the app's retrain, without corrections)")
     ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
@@ -199,9 +205,13 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ast
 
+    if a.overcluster < 0:
+        ap.error(f"--overcluster must be at least 0, got {a.overcluster}")
     params = {**PARAMS[a.dataset], **ast.literal_eval(a.params)}
+    if a.overcluster:
+        params.update(n_clusters=10, overcluster=a.overcluster)
     t0 = time.perf_counter()
-    data = {s: pipeline_start(a.dataset, a.start, s, a.workspace) for s in a.seeds}
+    data = {s: pipeline_start(a.dataset, a.start, s, a.workspace, k=10 + a.overcluster) for s in a.seeds}
     t_start = time.perf_counter() - t0
     jobs = []
     for strat in a.strategies.split(","):
@@ -256,7 +266,8 @@ def main() -> None:
     st = np.array([scores(data[s]["truth"], data[s]["labels"]) for s in a.seeds])
     rounds_note = (f", {a.rounds} rounds (each on the last one's labels; ACC / split columns: the last round)"
                    if a.rounds > 1 else "")
-    print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
+    over = f" with k = {10 + a.overcluster}" if a.overcluster else ""
+    print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]}{over} "
           f"(pipeline, seeds {a.seeds}; {t_start:.0f} s incl. cached features), RUC {params}, "
           f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}"
           f"{rounds_note}, fits on {a.device}{'' if a.device != 'cpu' else ' (one thread each)'}, {a.jobs} at a time\n")
