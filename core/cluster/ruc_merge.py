@@ -1,11 +1,12 @@
 """Merging clusters by their connectivity in a kNN graph (pure functions, numpy in and out).
 
-RUC's ``overcluster`` option trains on k + m clusters and merges back to k at the end. Why: a
-class that is two groups in the data (digits: upright and slanted 1s) makes k-means with k
-clusters put one group with another class, and no label-noise repair moves a tight,
-self-consistent group out of the cluster it was put in. With one cluster more, the group gets
-its own cluster; RUC repairs the rest; then the two clusters whose members' nearest neighbours
-cross over most are joined. Nothing here reads ground truth.
+RUC's ``overcluster`` option trains on k + m clusters and reports, after every epoch, those
+clusters merged back to k. Why: a class that is two groups in the data (digits: upright and
+slanted 1s) makes k-means with k clusters put one group with another class, and no label-noise
+repair moves a tight, self-consistent group out of the cluster it was put in. With a few clusters
+more the group can get its own cluster; RUC repairs the rest; then the two clusters whose
+members' nearest neighbours cross over most are joined. Whether the start parts the group
+depends on m and the data (bench/RESULTS.md, "Overcluster"). Nothing here reads ground truth.
 """
 from __future__ import annotations
 
