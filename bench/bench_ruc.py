@@ -6,7 +6,7 @@ One command prints one table (mean and min over seeds; start -> after RUC; split
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset fmnist            # lite0@64 -> UMAP-10 -> k-means
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start dac
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits-simclr --start dac   # on the best start
-    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --overcluster 1      # k-means with 11, merged to 10
+    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start kmeans-umap --overcluster 2   # 12 -> 10
 
 Starting labels come from ``run_pipeline`` exactly as ``python -m core run`` makes them (same
 features, reduction and seed), so the "start" columns are the pipeline's own figures:

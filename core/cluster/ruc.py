@@ -284,9 +284,7 @@ class RUC(BaseClusterer):
             raise ParameterError(f"the model was trained on {self.input_kind_}, got {kind}")
         Xin = (Xt - self._mean) / self._std if kind == "features" else Xt
         probs = predict_probs(self.networks_, Xin, max(256, self.batch_size), self.device_).numpy()
-        merged = np.zeros((len(probs), len(self.classes_)), dtype=probs.dtype)
-        np.add.at(merged.T, self._column, probs.T)   # overcluster: merged clusters' columns summed
-        return self.classes_[merged.argmax(1)]
+        return self.classes_[_sum_columns(probs, self._column, len(self.classes_)).argmax(1)]
 
     # ------------------------------------------------------------------ helpers
     def _validate_params_and_x(self, X: Any) -> tuple[str, torch.Tensor]:
@@ -428,9 +426,7 @@ class RUC(BaseClusterer):
             survivors = np.unique(plan)
             column = np.searchsorted(survivors, plan)
             pred = column[pred]
-            merged = np.zeros((len(probs), len(survivors)), dtype=probs.dtype)
-            np.add.at(merged.T, column, probs.T)
-            probs, classes = merged, classes[survivors]
+            probs, classes = _sum_columns(probs, column, len(survivors)), classes[survivors]
         self.labels_ = classes[pred].astype(np.int64)
         self.confidence_ = np.where(fixed, 1.0, probs[np.arange(len(pred)), pred]).astype(np.float64)
         self.clean_mask_ = st.clean.copy()
@@ -438,6 +434,14 @@ class RUC(BaseClusterer):
         self.classes_ = classes
         self._column = column   # network output column -> column of the merged result
         self.n_clusters_ = len(classes)
+
+
+def _sum_columns(probs: np.ndarray, column: np.ndarray, n: int) -> np.ndarray:
+    """(N, k) -> (N, n): column j of ``probs`` added into column ``column[j]`` (overcluster:
+    the probabilities of merged clusters summed; the identity when nothing was merged)."""
+    out = np.zeros((len(probs), n), dtype=probs.dtype)
+    np.add.at(out.T, column, probs.T)
+    return out
 
 
 def clean_precision(labels: np.ndarray, clean: np.ndarray, truth: np.ndarray) -> float:
