@@ -36,6 +36,13 @@ seed with ``overcluster=2``; but 0.907 with 1 and 0.886 with 3, and it costs Fas
 points: bench/RESULTS.md "RUC", "Overcluster"). Off by default. A merged cluster keeps the lower id (or the id a
 person gave); the other id is gone from ``labels_`` (``initial_labels_`` still has it). Two
 clusters that both hold corrections are never merged.
+
+``regroup=True``: after training, a group that sits apart from the rest of its cluster and is
+linked to another cluster in the embedding's kNN graph moves there when that raises the graph's
+modularity (:mod:`core.cluster.ruc_regroup`); RUC then trains again from the moved labels, with
+fresh networks. Label-noise repair cannot do this: a tight group agrees with itself. Off by
+default; for data whose classes are separate groups in the embedding (digits), not where classes
+overlap (Fashion-MNIST): figures in bench/RESULTS.md "RUC", "Regroup". Corrected samples never move.
 """
 from __future__ import annotations
 
@@ -45,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.cluster import ruc_regroup
 from core.cluster import ruc_select as sel
 from core.cluster.base import BaseClusterer, Callback, history_scores
 from core.cluster.inputs import input_tensor
@@ -67,6 +75,12 @@ class RUC(BaseClusterer):
         overcluster: extra clusters for the initial clustering, merged away after training by
             kNN connectivity in the embedding (needs n_clusters; initial labels may then hold
             up to n_clusters + overcluster clusters). 0 = off.
+        regroup: after training, move each group that sits apart from the rest of its cluster
+            (at least 1 % of the samples) to the cluster its kNN neighbours are in, while that
+            raises the kNN graph's modularity, then train again from the moved labels (about twice the
+            time; ``history_`` runs on to 2 * epochs). Only when some group moved. For classes
+            that are separate groups (digits); it hurts where classes overlap (Fashion-MNIST).
+            Not with overcluster.
         initial: registry name of the clusterer run when ``fit`` gets no ``initial_labels``.
         initial_params: extra parameters for that clusterer.
         strategy: clean-set selection: "confidence" | "metric" | "hybrid" (see ruc_select).
@@ -112,7 +126,8 @@ class RUC(BaseClusterer):
     networks' (aligned) prediction; ``confidence_`` (N,) ensemble probability of the
     label (1.0 for corrected samples), ``clean_mask_`` (N,) final split (show ~clean first in
     review), ``initial_clean_mask_``, ``initial_labels_``, ``probabilities_`` (N, k) with
-    columns ordered as ``classes_``, ``n_clusters_``, ``history_``.
+    columns ordered as ``classes_``, ``n_clusters_``, ``history_``, ``regroup_moves_`` (one dict
+    per group moved: ``source``, ``target`` cluster ids, ``size``, ``cut``, ``link``, ``modularity``).
     """
 
     param_choices = {"initial": INITIALS, "strategy": STRATEGIES, "balance": BALANCES, "input": INPUTS}
@@ -122,6 +137,7 @@ class RUC(BaseClusterer):
         *,
         n_clusters: int | None = None,
         overcluster: int = 0,
+        regroup: bool = False,
         initial: str = "kmeans",
         initial_params: dict[str, Any] | None = None,
         strategy: str = "hybrid",
@@ -149,6 +165,7 @@ class RUC(BaseClusterer):
     ) -> None:
         self.n_clusters = n_clusters
         self.overcluster = overcluster
+        self.regroup = regroup
         self.initial = initial
         self.initial_params = initial_params
         self.strategy = strategy
@@ -233,12 +250,17 @@ class RUC(BaseClusterer):
             self._mean, self._std = Xt.mean(0, keepdim=True), Xt.std(0, keepdim=True).clamp_min(1e-6)
             Xt = (Xt - self._mean) / self._std
         Xin, weak, strong = _prepare_inputs(kind, Xt)
-        with torch.random.fork_rng(devices=[]):
-            # network init uses the global RNG: seed it from our generator without disturbing the caller
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
-            nets = [_make_net(kind, Xin, k, self.hidden).to(dev) for _ in range(2)]
-        if dev.type == "cuda" and kind == "images":
-            nets = [m.to(memory_format=torch.channels_last) for m in nets]
+
+        def new_nets() -> list[torch.nn.Module]:
+            with torch.random.fork_rng(devices=[]):
+                # network init uses the global RNG: seed it from our generator without disturbing the caller
+                torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+                made = [_make_net(kind, Xin, k, self.hidden).to(dev) for _ in range(2)]
+            if dev.type == "cuda" and kind == "images":
+                made = [m.to(memory_format=torch.channels_last) for m in made]
+            return made
+
+        nets = new_nets()
 
         spec = TrainSpec(
             strategy=self.strategy, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -249,13 +271,16 @@ class RUC(BaseClusterer):
         )
         start = State(labels=labels0, clean=clean0, probs=np.eye(k, dtype=np.float32)[labels0])
         self.history_ = []
+        run = {"offset": 0, "stopped": False}   # epochs before this training phase; callback said stop
 
         def on_epoch(epoch: int, st: State, loss: float, seconds: float) -> bool:
             self._set_result(st, classes, fixed)
             rec: dict[str, Any] = {
-                "epoch": epoch, "loss": float(loss), "clean_size": int(st.clean.sum()),
+                "epoch": run["offset"] + epoch, "loss": float(loss), "clean_size": int(st.clean.sum()),
                 "clean_fraction": float(st.clean.mean()), "seconds": float(seconds),
             }
+            if run["offset"] and epoch == 1:   # the first epoch after regrouping: how many samples moved
+                rec["regrouped"] = sum(m["size"] for m in self.regroup_moves_)
             if eval_labels is not None:   # scoring only: nothing below feeds back into training
                 rec["clean_precision"] = clean_precision(self.labels_, st.clean, eval_labels)
                 try:
@@ -263,7 +288,8 @@ class RUC(BaseClusterer):
                 except ImportError:   # core.metrics not installed yet: ACC alone
                     rec["acc"] = clean_precision(self.labels_, np.ones(n, bool), eval_labels)
             self.history_.append(rec)
-            return not (callback is not None and callback(rec) is False)
+            run["stopped"] = callback is not None and callback(rec) is False
+            return not run["stopped"]
 
         self.initial_labels_ = classes[labels0]
         self.initial_clean_mask_ = clean0
@@ -271,6 +297,21 @@ class RUC(BaseClusterer):
         self._set_result(start, classes, fixed)
         t0 = time.perf_counter()
         train(Xin, start, fixed, nets, weak, strong, spec, neighbors, gen, rng, dev, on_epoch)
+        self.regroup_moves_: list[dict] = []
+        if self.regroup and not run["stopped"]:
+            graph = neighbors if neighbors is not None else sel.knn_indices(emb, self.k_neighbors)
+            moved, moves = ruc_regroup.regroup(emb, graph, np.searchsorted(classes, self.labels_), k,
+                                   min_group=max(5, n // 100), frozen=fixed,
+                                   seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            self.regroup_moves_ = [{**m, "source": int(classes[m["source"]]), "target": int(classes[m["target"]])}
+                                   for m in moves]
+            if moves:   # train again from the moved labels, with fresh networks and a fresh split
+                clean1, neighbors = self._initial_split(emb, moved, k, fixed_ids)
+                start = State(labels=moved, clean=clean1, probs=np.eye(k, dtype=np.float32)[moved])
+                self._set_result(start, classes, fixed)
+                run["offset"] = len(self.history_)
+                nets = new_nets()
+                train(Xin, start, fixed, nets, weak, strong, spec, neighbors, gen, rng, dev, on_epoch)
         self.fit_seconds_ = time.perf_counter() - t0
         self.networks_ = nets
         self.input_kind_ = kind
@@ -320,6 +361,11 @@ class RUC(BaseClusterer):
             raise ParameterError(f"overcluster must be a whole number >= 0, got {self.overcluster}")
         if self.overcluster and self.n_clusters is None:
             raise ParameterError("overcluster needs n_clusters: the number of clusters to merge back to")
+        if not isinstance(self.regroup, (bool, np.bool_)):
+            raise ParameterError(f"regroup must be true or false, got {self.regroup!r}")
+        if self.regroup and self.overcluster:
+            raise ParameterError("regroup and overcluster cannot be combined (both redraw clusters after "
+                                 "training): choose one")
 
         arr = X.detach().cpu() if isinstance(X, torch.Tensor) else input_tensor(np.asarray(X))
         if arr.ndim not in (2, 3, 4) or len(arr) < 2:

@@ -11,15 +11,7 @@ from core.errors import ParameterError
 FAST = dict(epochs=6, warmup=2, batch_size=64, hidden=64, device="cpu", random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks: one thread avoids paying for thread hand-offs on a busy machine."""
-    before = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/cluster/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """RUC's overcluster option: kNN connectivity, the merge plan, and RUC merging back to k."""
 import numpy as np
 import pytest
-import torch
 
 from core.cluster.registry import make_clusterer
 from core.cluster.ruc import RUC
@@ -12,12 +11,7 @@ from core.metrics import external_scores
 FAST = dict(epochs=6, warmup=2, batch_size=64, hidden=64, device="cpu", strategy="hybrid", balance="uniform")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/cluster/conftest.py
 
 
 # four clusters of two samples; each row: the sample's two neighbours
