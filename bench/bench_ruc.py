@@ -161,7 +161,8 @@ def fit_one(job: dict) -> dict:
                 init_frac=float(m.initial_clean_mask_.mean()),
                 init_prec=clean_precision(first, m.initial_clean_mask_, y), rounds=rounds,
                 clean_frac=float(m.clean_mask_.mean()), clean_prec=clean_precision(m.labels_, m.clean_mask_, y),
-                seconds=secs, curve=[round(h["acc"], 3) for h in m.history_])
+                seconds=secs, curve=[round(h["acc"], 3) for h in m.history_],
+                moves=[(mv["source"], mv["target"], mv["size"]) for mv in m.regroup_moves_])
 
 
 def split_row(d: dict, strategy: str, params: dict, embedding: np.ndarray) -> tuple[float, float]:
@@ -192,6 +193,9 @@ def main() -> None:
     ap.add_argument("--overcluster", type=int, default=0,
                     help="start with 10 + M clusters; RUC trains on them and merges back to 10 by kNN "
                          "connectivity in the selectors' space (RUC's overcluster=M)")
+    ap.add_argument("--regroup", action="store_true",
+                    help="RUC's regroup=True: after training, move groups that sit apart from their cluster "
+                         "to the cluster their neighbours are in (kNN modularity), then train again")
     ap.add_argument("--rounds", type=int, default=1,
                     help="RUC again on its own output this many times in all (the app's retrain, without corrections)")
     ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
@@ -210,6 +214,8 @@ def main() -> None:
     params = {**PARAMS[a.dataset], **ast.literal_eval(a.params)}
     if a.overcluster:
         params.update(n_clusters=10, overcluster=a.overcluster)
+    if a.regroup:
+        params.update(regroup=True)
     t0 = time.perf_counter()
     data = {s: pipeline_start(a.dataset, a.start, s, a.workspace, k=10 + a.overcluster) for s in a.seeds}
     t_start = time.perf_counter() - t0
@@ -252,6 +258,8 @@ def main() -> None:
     for r in sorted(results, key=lambda r: (r["strategy"], r["seed"])):
         nets = f" (networks alone {r['networks_acc']:.3f})" if "networks_acc" in r else ""
         more = f" (ACC after each round {r['rounds']})" if len(r.get("rounds", [])) > 1 else ""
+        if r.get("moves"):   # regroup: (from, to, size) per move; ACC before it = the first phase's last epoch
+            more += f" (regroup moved {r['moves']} after ACC {r['curve'][len(r['curve']) // 2 - 1]})"
         print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}"
               f"{more}{nets}; "
               f"ACC per epoch {r['curve']}", file=sys.stderr)
