@@ -16,9 +16,10 @@ members look clean. RUC's ``regroup`` option looks for such groups after trainin
    until no move raises it. A sample moves at most once.
 
 k stays the same; no cluster is emptied (the larger part stays). Samples a person corrected
-never move. Nothing here reads ground truth. Where the classes themselves overlap in the
-embedding (Fashion-MNIST), higher modularity is not closer to the classes, and regrouping hurts
-(bench/RESULTS.md, "RUC", "Regroup").
+never move, and they anchor their group: the rest of it counts as tied to them, so a group with
+several corrections in it stays where the person put them. Nothing here reads ground truth.
+Where the classes themselves overlap in the embedding (Fashion-MNIST), higher modularity is not
+closer to the classes, and regrouping hurts (bench/RESULTS.md, "RUC", "Regroup").
 """
 from __future__ import annotations
 
