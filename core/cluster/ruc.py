@@ -260,8 +260,6 @@ class RUC(BaseClusterer):
                 made = [m.to(memory_format=torch.channels_last) for m in made]
             return made
 
-        nets = new_nets()
-
         spec = TrainSpec(
             strategy=self.strategy, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, smoothing=self.smoothing, temperature=self.temperature,
@@ -269,7 +267,6 @@ class RUC(BaseClusterer):
             warmup=self.warmup, max_clean=self.max_clean, balance=self.balance,
             sinkhorn_iters=self.sinkhorn_iters,
         )
-        start = State(labels=labels0, clean=clean0, probs=np.eye(k, dtype=np.float32)[labels0])
         self.history_ = []
         run = {"offset": 0, "stopped": False}   # epochs before this training phase; callback said stop
 
@@ -291,27 +288,31 @@ class RUC(BaseClusterer):
             run["stopped"] = callback is not None and callback(rec) is False
             return not run["stopped"]
 
+        def train_from(labels: np.ndarray, clean: np.ndarray, graph: np.ndarray | None) -> list[torch.nn.Module]:
+            """One training phase, fresh networks, from these labels and clean set."""
+            start = State(labels=labels, clean=clean, probs=np.eye(k, dtype=np.float32)[labels])
+            self._set_result(start, classes, fixed)
+            nets = new_nets()
+            train(Xin, start, fixed, nets, weak, strong, spec, graph, gen, rng, dev, on_epoch)
+            return nets
+
         self.initial_labels_ = classes[labels0]
         self.initial_clean_mask_ = clean0
         self.classes_ = classes
-        self._set_result(start, classes, fixed)
-        t0 = time.perf_counter()
-        train(Xin, start, fixed, nets, weak, strong, spec, neighbors, gen, rng, dev, on_epoch)
         self.regroup_moves_: list[dict] = []
+        t0 = time.perf_counter()
+        nets = train_from(labels0, clean0, neighbors)
         if self.regroup and not run["stopped"]:
             graph = neighbors if neighbors is not None else sel.knn_indices(emb, self.k_neighbors)
-            moved, moves = ruc_regroup.regroup(emb, graph, np.searchsorted(classes, self.labels_), k,
-                                   min_group=max(5, n // 100), frozen=fixed,
-                                   seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            moved, moves = ruc_regroup.regroup(
+                emb, graph, np.searchsorted(classes, self.labels_), k, min_group=max(5, n // 100),
+                frozen=fixed, seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
             self.regroup_moves_ = [{**m, "source": int(classes[m["source"]]), "target": int(classes[m["target"]])}
                                    for m in moves]
-            if moves:   # train again from the moved labels, with fresh networks and a fresh split
-                clean1, neighbors = self._initial_split(emb, moved, k, fixed_ids)
-                start = State(labels=moved, clean=clean1, probs=np.eye(k, dtype=np.float32)[moved])
-                self._set_result(start, classes, fixed)
+            if moves:   # train again from the moved labels, with a fresh split
                 run["offset"] = len(self.history_)
-                nets = new_nets()
-                train(Xin, start, fixed, nets, weak, strong, spec, neighbors, gen, rng, dev, on_epoch)
+                clean1, neighbors = self._initial_split(emb, moved, k, fixed_ids)
+                nets = train_from(moved, clean1, neighbors)
         self.fit_seconds_ = time.perf_counter() - t0
         self.networks_ = nets
         self.input_kind_ = kind
