@@ -15,6 +15,19 @@ import numpy as np
 from core.errors import ParameterError
 
 
+def edge_counts(neighbors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """(k, k) counts of kNN edges: ``E[a, b]`` = edges from members of a to members of b.
+    ``neighbors`` (N, K) neighbour indices, ``labels`` (N,) in [0, k)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    neighbors = np.asarray(neighbors)
+    if neighbors.ndim != 2 or len(neighbors) != len(labels):
+        raise ParameterError(f"neighbors must be (N={len(labels)}, K), got shape {neighbors.shape}")
+    k = int(n_clusters)
+    edges = np.zeros((k, k), dtype=np.float64)
+    np.add.at(edges, (np.repeat(labels, neighbors.shape[1]), labels[neighbors.ravel()]), 1.0)
+    return edges
+
+
 def connectivity(neighbors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
     """Symmetric (k, k) connectivity: ``C[a, b] = e(a->b) / e(a) + e(b->a) / e(b)``.
 
@@ -24,14 +37,7 @@ def connectivity(neighbors: np.ndarray, labels: np.ndarray, n_clusters: int) -> 
     that lies in the other, so a small cluster next to a big one counts as much as two big ones.
     The diagonal is 0; an empty cluster has 0 everywhere.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    neighbors = np.asarray(neighbors)
-    if neighbors.ndim != 2 or len(neighbors) != len(labels):
-        raise ParameterError(f"neighbors must be (N={len(labels)}, K), got shape {neighbors.shape}")
-    k = int(n_clusters)
-    edges = np.zeros((k, k), dtype=np.float64)
-    src = np.repeat(labels, neighbors.shape[1])
-    np.add.at(edges, (src, labels[neighbors.ravel()]), 1.0)
+    edges = edge_counts(neighbors, labels, n_clusters)
     share = edges / np.maximum(edges.sum(1, keepdims=True), 1.0)
     conn = share + share.T
     np.fill_diagonal(conn, 0.0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.cluster.ruc_merge import connectivity
+from core.cluster.ruc_merge import connectivity, edge_counts
 from core.errors import ParameterError
 
 
@@ -37,10 +37,7 @@ def modularity(neighbors: np.ndarray, labels: np.ndarray, n_clusters: int) -> fl
     between clusters, a_c the share touching c. 1 - 1/k at best for k equal, unlinked clusters;
     0 for labels unrelated to the graph.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    k = int(n_clusters)
-    e = np.zeros((k, k), dtype=np.float64)
-    np.add.at(e, (np.repeat(labels, neighbors.shape[1]), labels[np.asarray(neighbors).ravel()]), 1.0)
+    e = edge_counts(neighbors, labels, n_clusters)
     e = (e + e.T) / (2.0 * e.sum())
     a = e.sum(1)
     return float(np.trace(e) - a @ a)
