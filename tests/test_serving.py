@@ -1,0 +1,99 @@
+"""How the shipped app is exposed: loopback only, foreign Host headers refused, no Deploy button.
+
+The server is started with the repository's own .streamlit/config.toml and no address flag, as
+`streamlit run app.py` would be by a person, so these tests check what is shipped.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomllib
+import websockets
+
+from tests.e2e.conftest import _free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / ".streamlit" / "config.toml"
+
+
+def test_shipped_config_binds_loopback_and_hides_the_deploy_button():
+    cfg = tomllib.loads(CONFIG.read_text())
+    assert cfg["server"]["address"] == "127.0.0.1"
+    assert set(cfg["server"]["allowedHosts"]) == {"localhost", "127.0.0.1"}
+    assert cfg["server"]["enableXsrfProtection"] is True
+    assert cfg["client"]["toolbarMode"] == "viewer"
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    home = tmp_path_factory.mktemp("serving")
+    port = _free_port()
+    env = {**os.environ, "CLUSTERLENS_HOME": str(home / "ws"), "CLUSTERLENS_ALLOWED_ROOTS": str(home)}
+    log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel writes them) of sockets listening on ``port``."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, state = fields[1], fields[3]
+            if state == "0A" and int(addr.rsplit(":", 1)[1], 16) == port:   # 0A: LISTEN
+                out.add(addr.rsplit(":", 1)[0])
+    return out
+
+
+def test_the_app_listens_on_loopback_only(shipped_server: int):
+    # 0100007F is 127.0.0.1; 0.0.0.0 would be 00000000, every IPv6 interface 32 zeros.
+    assert _listening_addresses(shipped_server) == {"0100007F"}
+
+
+def _websocket(port: int, host: str) -> str:
+    async def go() -> str:
+        try:
+            async with websockets.connect(f"ws://{host}:{port}/_stcore/stream", host="127.0.0.1", port=port,
+                                          origin=f"http://{host}:{port}", subprotocols=["streamlit"]):
+                return "accepted"
+        except websockets.InvalidStatus as e:
+            return f"refused {e.response.status_code}"
+    return asyncio.run(go())
+
+
+def test_a_websocket_naming_another_host_is_refused(shipped_server: int):
+    # The DNS-rebinding shape: the browser thinks it talks to evil.example, and sends its Origin.
+    assert _websocket(shipped_server, "evil.example") == "refused 403"
+    assert _websocket(shipped_server, "localhost") == "accepted"
+    assert _websocket(shipped_server, "127.0.0.1") == "accepted"
