@@ -102,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--workspace", default=None)
     ex.add_argument("--run", type=int, required=True, help="run id (see `python -m core runs`)")
     ex.add_argument("--format", required=True, choices=["csv", "json", "imagefolder"])
-    ex.add_argument("--out", required=True, help="a file (csv, json) or an empty folder (imagefolder)")
-    ex.add_argument("--overwrite", action="store_true", help="replace an existing file / earlier export")
+    ex.add_argument("--out", required=True, help="a file (csv, json) or an empty folder (imagefolder), "
+                                                 "outside the workspace")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier ClusterLens export there (never any other file or folder, "
+                         "nor one edited since)")
     ex.add_argument("--link", action="store_true", help="imagefolder: symlink the images instead of copying")
     ex.add_argument("--json", action="store_true", help="print the export summary as JSON")
     rt = sub.add_parser("retrain", help="train DAC or RUC again with a run's corrections held fixed (a new run)")

@@ -226,3 +226,68 @@ def test_training_epochs_print_as_short_lines():
            "mean_confidence": 0.7, "init": 2}
     assert _epoch_line(dac) == "  epoch 3 (restart 2): loss 0.2246, selected 41.3 %"
     assert _epoch_line({"iteration": 4, "inertia": 12.0, "moved": 0.01, "restart": 0}) is None
+
+
+# -- export (issue 25): nothing the person had is replaced; a full disk is one line -------------
+def _export_here(cwd, *args):
+    """`python -m core export` run from ``cwd`` with the default workspace (./workspace)."""
+    env = {k: v for k, v in os.environ.items() if k != "CLUSTERLENS_HOME"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "core", "export", "--run", "1", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_export_overwrite_never_replaces_the_workspace_or_a_foreign_file(tmp_path):
+    from core.review import ReviewSession
+    from core.store import Store
+    from tests.review_helpers import make_run
+
+    run, ids, _ = make_run(tmp_path / "workspace", n=6, k=2)
+    with Store(tmp_path / "workspace") as s:
+        ReviewSession(s, run).move([ids[0]], 1)
+    r = _export_here(tmp_path, "--format", "csv", "--out", "workspace/clusterlens.db", "--overwrite")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'workspace' / 'clusterlens.db'} is inside the workspace {tmp_path / 'workspace'}, "
+        "where an export could overwrite its database; choose a path outside it"]
+    with Store(tmp_path / "workspace") as s:                   # the database is whole, corrections included
+        assert [x["id"] for x in s.runs()] == [run] and ReviewSession(s, run).corrected_mask()[0]
+    (tmp_path / "precious.txt").write_text("mine")
+    r = _export_here(tmp_path, "--format", "json", "--out", "precious.txt", "--overwrite")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "was not written by a ClusterLens export, so it will not be replaced; choose another file name" in r.stderr
+    assert (tmp_path / "precious.txt").read_text() == "mine"
+    assert _export_here(tmp_path, "--format", "csv", "--out", "labels.csv").returncode == 0
+    r = _export_here(tmp_path, "--format", "csv", "--out", "labels.csv")
+    assert r.returncode == 2 and "an earlier ClusterLens export); pass overwrite (--overwrite)" in r.stderr
+    r = _export_here(tmp_path, "--format", "csv", "--out", "labels.csv", "--overwrite", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["n_corrected"] == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to tell the files apart")
+def test_export_on_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from core.cli import main
+    from tests.review_helpers import make_run
+
+    make_run(tmp_path / "ws", n=6, k=2)
+    out = tmp_path / "labels.json"
+    base = ["export", "--workspace", str(tmp_path / "ws"), "--run", "1", "--format", "json", "--out", str(out)]
+    assert main(base) == 0
+    old = out.read_bytes()
+    real = os.write
+
+    def full(fd, data):
+        if out.name in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    capsys.readouterr()
+    assert main([*base, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: could not write the export to {out}: the disk is full; nothing was lost (the old file, "
+                   "if any, is unchanged); free space and retry\n")
+    assert out.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "ws"]

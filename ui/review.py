@@ -8,7 +8,6 @@ The confirmation is set only after the call returned, i.e. after the edit was co
 from __future__ import annotations
 
 import importlib.util
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -453,27 +452,27 @@ def start_retrain(algo: str, refine: str = "start") -> None:
 # -- export ----------------------------------------------------------------------------------
 
 def export_bytes(workspace: Path, run_id: int, fmt: str) -> bytes:
-    """The export file's bytes (for a download button; built when the person clicks)."""
-    from core.export import export_run
+    """The export file's bytes (for a download button; built when the person clicks). Built in
+    memory: nothing is written, so nothing can land in the workspace or any other folder."""
+    from core.export import render_export
 
-    with tempfile.TemporaryDirectory() as tmp, Store(workspace) as store:
-        out = Path(tmp) / f"export.{fmt}"
-        export_run(store, run_id, fmt, out)
-        return out.read_bytes()
+    with Store(workspace) as store:
+        return render_export(store, run_id, fmt)
 
 
 def default_export_path(run_id: int, fmt: str) -> str:
-    root = settings().allowed_roots[0]
+    """Under the first allowed folder that is not inside the workspace (exports never go there)."""
+    cfg = settings()
+    ws = cfg.workspace.resolve()
+    root = next((r for r in cfg.allowed_roots if not (r == ws or r.is_relative_to(ws))), cfg.allowed_roots[0])
     return str(root / (f"clusterlens-run{run_id}" if fmt == "imagefolder" else f"clusterlens-run{run_id}.{fmt}"))
 
 
-def _has_files(path: Path) -> bool:
-    return path.is_file() or (path.is_dir() and any(path.iterdir()))
-
-
 def save_export(fmt: str, text: str, overwrite: bool = False) -> None:
-    """Write an export under the allowed folders; where something is there already, ask first."""
-    from core.export import export_run
+    """Write an export under the allowed folders. Where an earlier export is there, ask first;
+    where something else is (a foreign file, an export edited since, the workspace), say why not at
+    once, so "Replace" is offered only when replacing is allowed."""
+    from core.export import check_target, export_run
     from ui.settings import allowed_folder
 
     s, cfg = get_state(), settings()
@@ -483,10 +482,11 @@ def save_export(fmt: str, text: str, overwrite: bool = False) -> None:
         path = allowed_folder(text, cfg)
         if overwrite and rv.confirm != (fmt, str(path)):
             overwrite = False                           # the confirmation was for another target
-        if _has_files(path) and not overwrite:
-            rv.confirm = (fmt, str(path))
-            return
         with Store(cfg.workspace) as store:
+            _, replaces = check_target(store, fmt, path, allowed_roots=cfg.allowed_roots)
+            if replaces and not overwrite:
+                rv.confirm = (fmt, str(path))
+                return
             out = export_run(store, s.run_id, fmt, path, overwrite=overwrite, allowed_roots=cfg.allowed_roots)
     except ClusterLensError as e:
         rv.error, rv.confirm = str(e), None

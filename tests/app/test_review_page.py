@@ -309,6 +309,35 @@ def test_export_download_csv_and_save_refuses_to_overwrite_without_confirmation(
     assert any("export csv or json instead" in e.value for e in at.error)
 
 
+def test_save_refuses_a_foreign_or_hand_edited_file_with_a_message_and_no_replace_question(
+        reviewing: AppTest, allowed: Path) -> None:
+    at = reviewing
+
+    def errors() -> list[str]:                  # as shown: markdown escapes (if the page adds them) undone
+        return [re.sub(r"\\([^A-Za-z0-9\s])", r"\1", e.value) for e in at.error]
+
+    at.radio(key="w_rv_exp_fmt").set_value("csv").run()
+    foreign = allowed / "precious.csv"
+    foreign.write_text("mine")
+    at.text_input(key="w_rv_exp_path").input(str(foreign)).run()
+    at.button(key="w_rv_save").click().run()
+    assert errors() == [f"{foreign} already exists and was not written by a ClusterLens export, so it will not "
+                        "be replaced; choose another file name"]
+    assert not any("already has files" in w.value for w in at.warning)      # no "Replace?" to click
+    assert foreign.read_text() == "mine"
+
+    ours = allowed / "labels.csv"
+    at.text_input(key="w_rv_exp_path").input(str(ours)).run()
+    at.button(key="w_rv_save").click().run()
+    at.button(key="w_rv_save").click().run()
+    assert any("already has files" in w.value for w in at.warning)          # our own export: asked
+    ours.write_text(ours.read_text() + "edited by hand\n")                  # ... and edited meanwhile
+    at.button(key="w_rv_replace").click().run()
+    assert any("was changed since ClusterLens exported it" in e for e in errors())
+    assert not any("already has files" in w.value for w in at.warning)      # the question is gone
+    assert ours.read_text().endswith("edited by hand\n")
+
+
 def test_imagefolder_export_asks_before_replacing_an_earlier_export(app: AppTest, allowed: Path) -> None:
     from PIL import Image
 
