@@ -228,6 +228,47 @@ def test_training_epochs_print_as_short_lines():
     assert _epoch_line({"iteration": 4, "inertia": 12.0, "moved": 0.01, "restart": 0}) is None
 
 
+def test_a_hostile_folder_runs_to_the_end_and_exports(tmp_path, capsys):
+    """Zero-byte, truncated, bomb, non-UTF-8 names, link loops and outside links: listed, never fatal."""
+    import csv
+
+    from core.cli import main
+    from core.store import Store
+    from tests.data.conftest import make_hostile_folder
+
+    h = make_hostile_folder(tmp_path)
+    ws = str(tmp_path / "ws")
+    assert main(["run", "--data", str(h.root), "--backbone", "pixels", "--k", "2", "--map", "pca",
+                 "--workspace", ws, "--json"]) == 0
+    out, err = capsys.readouterr()
+    s = json.loads(out.strip().splitlines()[-1])
+    assert {x["id"]: x["reason"] for x in s["skipped"]} == h.skipped and s["n_skipped"] == len(h.skipped)
+    assert s["n_samples"] == len(h.kept) and s["scores"]["n_clusters"] == 2
+    assert "  caf\\xe9_latin1.png: file name is not valid UTF-8; rename it" in err.splitlines()
+    with Store(ws) as store:
+        run = store.run(s["run_id"])
+        assert store.dataset_ids(run["dataset_id"]) == h.kept
+        assert {r["sample_id"]: r["reason"] for r in store.skipped(run["dataset_id"])} == h.skipped
+        labels, _ = store.assignments(s["run_id"])
+        assert len(labels) == len(h.kept) and set(labels.tolist()) == {0, 1}
+    with open(Path(ws) / s["artifacts"]["labels_csv"], newline="", encoding="utf-8") as f:
+        assert [r["sample_id"] for r in csv.DictReader(f)] == h.kept
+
+    out_csv = tmp_path / "labels.csv"
+    assert main(["export", "--workspace", ws, "--run", str(s["run_id"]), "--format", "csv",
+                 "--out", str(out_csv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_samples"] == len(h.kept)
+    with open(out_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["sample_id"] for r in rows] == h.kept
+    assert all(Path(r["path"]).is_relative_to(h.root.resolve()) for r in rows)
+    folders = tmp_path / "by_cluster"
+    assert main(["export", "--workspace", ws, "--run", str(s["run_id"]), "--format", "imagefolder",
+                 "--out", str(folders)]) == 0
+    exported = [p for p in folders.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert len(exported) == len(h.kept) and h.secret not in {p.read_bytes() for p in exported}
+
+
 # -- export (issue 25): nothing the person had is replaced; a full disk is one line -------------
 def _export_here(cwd, *args):
     """`python -m core export` run from ``cwd`` with the default workspace (./workspace)."""

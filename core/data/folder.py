@@ -12,12 +12,17 @@ import numpy as np
 from PIL import Image
 
 from core.data.base import ImageDataset, SkippedFile
-from core.data.imageio import max_pixels, open_image, probe_image
+from core.data.imageio import BadImageError, inside_root, max_pixels, open_image, probe_image
 from core.data.manifest import CachedScan, Manifest, ManifestCache, build_manifest, fingerprint_of
 from core.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _IGNORED_NAMES = {"__MACOSX"}   # resource forks zipped on macOS: never images
+NOT_IMAGE_TYPE = "not an image (unsupported file type)"
+NOT_UTF8_FILE = "file name is not valid UTF-8; rename it"
+NOT_UTF8_FOLDER = "folder name is not valid UTF-8 (its files were not read); rename it"
+LINKED_FOLDER = "a link to a folder inside this one (not followed, so nothing is read twice)"
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 Progress = Callable[[int, int], None]
 
 
@@ -25,16 +30,68 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name in _IGNORED_NAMES
 
 
-def scan_files(root: Path) -> list[str]:
-    """All visible files under ``root`` as sorted posix ids relative to it."""
-    ids = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not _hidden(d)]   # prunes the walk
-        rel = Path(dirpath).relative_to(root)
-        for name in filenames:
-            if not _hidden(name):
-                ids.append((rel / name).as_posix())
-    return sorted(ids)
+def _utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (surrogate escapes): SQLite and JSON cannot store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(id_: str) -> str:
+    """A name with non-UTF-8 bytes as text that can be stored and printed: b'caf\\xe9' -> 'caf\\\\xe9'."""
+    return os.fsencode(id_).decode("utf-8", "backslashreplace")
+
+
+def _refusal(entry: os.DirEntry, root: Path) -> str | None:
+    """Why a non-folder entry is not read, or None for a regular file (or a link to one inside ``root``)."""
+    try:
+        if entry.is_symlink():
+            real = inside_root(entry.path, root)
+            if real.is_dir():
+                return LINKED_FOLDER
+            return None if real.is_file() else NOT_REGULAR
+        return None if entry.is_file(follow_symlinks=False) else NOT_REGULAR
+    except BadImageError as e:
+        return str(e)
+    except OSError as e:
+        return f"cannot read file ({e.strerror or e})"
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[SkippedFile]]:
+    """Visible files under ``root`` as sorted posix ids relative to it, and the entries refused on sight.
+
+    Links to files are followed only when they end inside ``root``. Links to folders are never
+    followed: a cycle of them cannot trap the walk, and no file is read twice or from outside.
+    """
+    files: list[str] = []
+    skipped: list[SkippedFile] = []
+    folders = [(root, "")]
+    while folders:
+        folder, folder_id = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            if not folder_id:
+                raise DataError(f"cannot read the folder {root} ({e.strerror or e}); check its permissions") from None
+            skipped.append(SkippedFile(folder_id, f"cannot read folder ({e.strerror or e}); its files were not read"))
+            continue
+        for entry in entries:
+            if _hidden(entry.name):
+                continue
+            id_ = f"{folder_id}/{entry.name}" if folder_id else entry.name
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not _utf8(id_):
+                skipped.append(SkippedFile(_shown(id_), NOT_UTF8_FOLDER if is_dir else NOT_UTF8_FILE))
+            elif is_dir:
+                folders.append((Path(entry.path), id_))
+            elif (reason := _refusal(entry, root)) is not None:
+                skipped.append(SkippedFile(id_, reason))
+            else:
+                files.append(id_)
+    return sorted(files), skipped
 
 
 def is_image_name(id_: str) -> bool:
@@ -53,6 +110,14 @@ def _class_labels(ids: list[str]) -> tuple[np.ndarray | None, list[str] | None]:
     return np.array([index[t] for t in tops], dtype=np.int64), names
 
 
+def _read_error(e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "file disappeared during the scan"
+    if isinstance(e, PermissionError):
+        return "cannot read file (permission denied)"
+    return f"cannot read file ({e.strerror or e})"
+
+
 def _summarise(skipped: list[SkippedFile]) -> str:
     counts = Counter(s.reason for s in skipped)
     return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
@@ -68,7 +133,8 @@ class FolderDataset(ImageDataset):
         return str(Path(self.root or "") / self.ids[i])
 
     def load(self, i: int) -> Image.Image:
-        return open_image(self.path(i))
+        # root: a file swapped for a link to elsewhere since the scan is refused, not read
+        return open_image(self.path(i), root=self.root)
 
 
 def _probe_new(root: Path, manifest: Manifest, known: dict[str, str | None],
@@ -101,19 +167,23 @@ def open_folder(
     ``progress(done, total)`` is called as new files are decode-checked.
     """
     root = Path(root).expanduser().resolve()
+    if not _utf8(str(root)):
+        raise DataError(f"the folder path {_shown(str(root))} is not valid UTF-8; rename it or move the images "
+                        "to a folder with a plain name")
     if not root.exists():
         raise DataError(f"folder {root} does not exist; check the path")
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; give a folder of images or a .zip file")
     accepted = ", ".join(IMAGE_EXTENSIONS)
-    files = scan_files(root)
-    skipped = [SkippedFile(f, "not an image (unsupported file type)") for f in files if not is_image_name(f)]
+    files, skipped = scan_folder(root)
+    skipped += [SkippedFile(f, NOT_IMAGE_TYPE) for f in files if not is_image_name(f)]
     candidates = [f for f in files if is_image_name(f)]
 
     cache = ManifestCache(cache_dir) if cache_dir is not None else None
     previous = cache.load(root) if cache is not None else None
     limit = max_pixels()
-    manifest = build_manifest(root, candidates, previous.manifest if previous else None)
+    manifest = build_manifest(root, candidates, previous.manifest if previous else None,
+                              on_error=lambda id_, e: skipped.append(SkippedFile(id_, _read_error(e))))
     # A probe result belongs to the content (hash) and the pixel limit it was judged under.
     known = previous.problems if previous is not None and previous.max_pixels == limit else {}
     problems = _probe_new(root, manifest, known, progress)
@@ -129,7 +199,7 @@ def open_folder(
 
     skipped.sort(key=lambda s: s.id)
     if not kept:
-        if not files:
+        if not files and not skipped:
             raise DataError(
                 f"no images found in {root} (sub-folders searched too); accepted extensions: {accepted}"
             )

@@ -6,6 +6,7 @@ here with a :class:`BadImageError` a person can read, never deep inside a model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -25,6 +26,10 @@ MAX_PIXELS_ENV = "CLUSTERLENS_MAX_PIXELS"
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _PIL_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _PIL_LIMIT_LOCK = threading.Lock()
+
+LINK_OUTSIDE = "a link pointing outside the folder (not read); copy what it points to into the folder to use it"
+LINK_DANGLING = "a link to a file that does not exist; fix or remove the link"
+LINK_LOOP = "a link that loops back on itself; remove the link"
 
 
 class BadImageError(DataError):
@@ -89,6 +94,27 @@ def _open_header(src: str | os.PathLike | io.BytesIO, limit: int) -> Image.Image
     return im
 
 
+def inside_root(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """The real path of ``path``, or :class:`BadImageError` when it cannot be followed or leaves ``root``.
+
+    Checked when a folder is scanned and again at every load, so a file swapped for a link to
+    somewhere else after the scan is refused rather than read.
+    """
+    try:
+        real = Path(path).resolve(strict=True)
+    except FileNotFoundError:
+        raise BadImageError(LINK_DANGLING if Path(path).is_symlink() else "file not found") from None
+    except RuntimeError:   # how Python < 3.13 reports a symlink loop
+        raise BadImageError(LINK_LOOP) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise BadImageError(LINK_LOOP) from None
+        raise BadImageError(f"cannot read file ({e.strerror or e})") from None
+    if not real.is_relative_to(Path(root).resolve()):
+        raise BadImageError(LINK_OUTSIDE)
+    return real
+
+
 def _reason(e: BaseException) -> str:
     """Map a decoder exception to a short reason a person can act on."""
     if isinstance(e, UnidentifiedImageError):
@@ -136,11 +162,13 @@ def to_rgb(im: Image.Image) -> Image.Image:
         raise BadImageError(f"unsupported colour mode {im.mode} ({e})") from None
 
 
-def open_image(src: str | os.PathLike | bytes, *, limit: int | None = None) -> Image.Image:
+def open_image(src: str | os.PathLike | bytes, *, limit: int | None = None,
+               root: str | os.PathLike | None = None) -> Image.Image:
     """Decode ``src`` (a path or the file's bytes) fully into an upright RGB image.
 
     Raises :class:`BadImageError` for zero-byte, unreadable, non-image, truncated, corrupt or
-    over-limit (``limit`` pixels, default :func:`max_pixels`) input.
+    over-limit (``limit`` pixels, default :func:`max_pixels`) input, and, with ``root`` given, for
+    a path that is (or passes through) a link ending outside ``root``.
     """
     limit = max_pixels() if limit is None else limit
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -148,6 +176,8 @@ def open_image(src: str | os.PathLike | bytes, *, limit: int | None = None) -> I
             raise BadImageError("zero-byte file")
         handle: str | os.PathLike | io.BytesIO = io.BytesIO(bytes(src))
     else:
+        if root is not None:
+            src = inside_root(src, root)   # read the checked target, not the link again
         handle = src
         try:
             if Path(src).stat().st_size == 0:
@@ -180,10 +210,11 @@ def open_image(src: str | os.PathLike | bytes, *, limit: int | None = None) -> I
             raise BadImageError(_reason(e)) from None
 
 
-def probe_image(path: str | os.PathLike, *, limit: int | None = None) -> str | None:
-    """Why ``path`` cannot be used as an image, or None if it decodes fully."""
+def probe_image(path: str | os.PathLike, *, limit: int | None = None,
+                root: str | os.PathLike | None = None) -> str | None:
+    """Why ``path`` cannot be used as an image (see :func:`open_image`), or None if it decodes fully."""
     try:
-        open_image(path, limit=limit)
+        open_image(path, limit=limit, root=root)
     except BadImageError as e:
         return str(e)
     return None

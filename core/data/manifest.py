@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,20 +63,33 @@ class Manifest:
         return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def build_manifest(root: str | os.PathLike, ids: Iterable[str], previous: Manifest | None = None) -> Manifest:
-    """Stat every id under ``root``; hash only files whose size or mtime changed since ``previous``."""
+def build_manifest(root: str | os.PathLike, ids: Iterable[str], previous: Manifest | None = None, *,
+                   on_error: Callable[[str, OSError], None] | None = None) -> Manifest:
+    """Stat every id under ``root``; hash only files whose size or mtime changed since ``previous``.
+
+    A file that cannot be read (gone since it was listed, no permission) raises, or with
+    ``on_error`` given is reported to it and left out, so one such file does not end the scan.
+    """
     root = Path(root)
     old = previous.by_id() if previous is not None else {}
     entries = []
     for id_ in sorted(ids):
-        st = (root / id_).stat()
-        prev = old.get(id_)
-        if prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
-            digest = prev.hash
-        else:
-            digest = file_hash(root / id_)
-        entries.append(FileEntry(id_, st.st_size, st.st_mtime_ns, digest))
+        try:
+            entries.append(_entry(root, id_, old.get(id_)))
+        except OSError as e:
+            if on_error is None:
+                raise
+            on_error(id_, e)
     return Manifest(str(root), entries)
+
+
+def _entry(root: Path, id_: str, prev: FileEntry | None) -> FileEntry:
+    st = (root / id_).stat()
+    if prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+        digest = prev.hash
+    else:
+        digest = file_hash(root / id_)
+    return FileEntry(id_, st.st_size, st.st_mtime_ns, digest)
 
 
 @dataclass

@@ -1,4 +1,5 @@
 import io
+import os
 import warnings
 
 import numpy as np
@@ -7,7 +8,7 @@ from PIL import Image
 
 from core.data.imageio import BadImageError, open_image, probe_image, to_rgb
 from core.errors import DataError
-from tests.data.conftest import big_png_bytes, noise_png
+from tests.data.conftest import big_png_bytes, noise_png, write_image
 
 BIG_MSG = "image is 100.0 MP, over the 64 MP limit; raise CLUSTERLENS_MAX_PIXELS to allow it"
 
@@ -143,3 +144,29 @@ def test_wide_modes_scaled(mode, values, expected):
 def test_float_tiff_roundtrip():
     im = Image.fromarray(np.array([[0.0, 1.0]], dtype=np.float32), "F")
     assert pixels(open_image(encode(im, "TIFF"))) == [(0, 0, 0), (255, 255, 255)]
+
+
+def test_with_root_a_link_is_read_only_when_it_ends_inside(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_image(root / "a.png", (5, 6, 7))
+    write_image(outside / "secret.png", (1, 2, 3))
+    os.symlink("a.png", root / "in.png")
+    os.symlink(outside / "secret.png", root / "out.png")
+    os.symlink("gone.png", root / "dangling.png")
+    os.symlink("loop.png", root / "loop.png")
+    assert open_image(root / "in.png", root=root).getpixel((0, 0)) == (5, 6, 7)
+    with pytest.raises(BadImageError) as e:
+        open_image(root / "out.png", root=root)
+    assert str(e.value) == ("a link pointing outside the folder (not read); copy what it points to into the "
+                            "folder to use it")
+    assert probe_image(root / "out.png", root=root) == str(e.value)
+    assert reason_in(root, "dangling.png") == "a link to a file that does not exist; fix or remove the link"
+    assert reason_in(root, "loop.png") == "a link that loops back on itself; remove the link"
+    assert reason_in(root, "missing.png") == "file not found"
+    assert open_image(root / "out.png").getpixel((0, 0)) == (1, 2, 3)     # no root: the caller's choice
+
+
+def reason_in(root, name) -> str:
+    with pytest.raises(BadImageError) as e:
+        open_image(root / name, root=root)
+    return str(e.value)

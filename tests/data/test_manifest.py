@@ -55,3 +55,12 @@ def test_cache_roundtrip_and_damage(files, tmp_path):
     [path] = (tmp_path / "manifests").glob("*.json")       # no temp files left behind
     path.write_text("{not json")
     assert cache.load(files) is None
+
+
+def test_unreadable_files_raise_or_are_reported_to_on_error(files):
+    with pytest.raises(FileNotFoundError):
+        build_manifest(files, ["a.bin", "gone.bin"])
+    errors = []
+    m = build_manifest(files, ["gone.bin", "a.bin", "c.bin"], on_error=lambda id_, e: errors.append((id_, type(e))))
+    assert [e.id for e in m.entries] == ["a.bin", "c.bin"]
+    assert errors == [("gone.bin", FileNotFoundError)]
