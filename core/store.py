@@ -238,13 +238,17 @@ class Store:
 
     # -- datasets -------------------------------------------------------------------------
     def upsert_dataset(self, dataset: Any, source: str) -> int:
-        """Record a dataset (ids, paths, ground truth, skipped files); re-use an identical one."""
-        row = self._db.execute("SELECT id FROM datasets WHERE source=? AND fingerprint=?",
-                               (source, dataset.fingerprint)).fetchone()
+        """Record a dataset (ids, paths, ground truth, skipped files); re-use an identical one.
+        Two processes recording the same dataset at once get the same id and one row."""
+        find = ("SELECT id FROM datasets WHERE source=? AND fingerprint=?", (source, dataset.fingerprint))
+        row = self._db.execute(*find).fetchone()
         if row:
             return int(row[0])
         labels = dataset.labels
         with self.transaction() as db:
+            row = db.execute(*find).fetchone()   # again under the write lock: another process may
+            if row:                              # have recorded it since the first look
+                return int(row[0])
             cur = db.execute(
                 "INSERT INTO datasets (source, name, fingerprint, n_samples, has_labels, class_names, "
                 "created_at) VALUES (?,?,?,?,?,?,?)",
@@ -274,10 +278,14 @@ class Store:
     # -- features -------------------------------------------------------------------------
     def record_features(self, dataset_id: int, cache_key: str, backbone: str,
                         image_size: int | None, dim: int, path: str | Path) -> int:
-        row = self._db.execute("SELECT id FROM feature_sets WHERE cache_key=?", (cache_key,)).fetchone()
+        find = ("SELECT id FROM feature_sets WHERE cache_key=?", (cache_key,))
+        row = self._db.execute(*find).fetchone()
         if row:
             return int(row[0])
         with self.transaction() as db:
+            row = db.execute(*find).fetchone()   # again under the write lock (see upsert_dataset)
+            if row:
+                return int(row[0])
             cur = db.execute(
                 "INSERT INTO feature_sets (dataset_id, cache_key, backbone, image_size, dim, path, "
                 "created_at) VALUES (?,?,?,?,?,?,?)",

@@ -79,3 +79,11 @@ def test_workspace_that_cannot_be_created(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(WorkspaceError, match="cannot create the workspace folder"):
         Store(tmp_path / "afile" / "ws")
+
+
+def test_store_connection_writes_wal_with_full_sync(tmp_path):
+    """Per connection, so asked of the Store's own: NORMAL (1) could lose the last commits on power loss."""
+    with Store(tmp_path) as s:
+        assert s.query("PRAGMA synchronous")[0]["synchronous"] == 2          # FULL
+        assert s.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+        assert s.query("PRAGMA foreign_keys")[0]["foreign_keys"] == 1

@@ -1,17 +1,20 @@
 """Nothing acknowledged is lost: kill -9 mid-stream, two writer processes, schema migration."""
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from core.errors import WorkspaceError
+from core.errors import StaleEditError, WorkspaceError
 from core.review import ReviewSession
 from core.store import _SCHEMA, DB_NAME, SCHEMA_VERSION, Store
-from tests.review_helpers import make_run
+from tests.review_helpers import FileDataset, make_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +100,94 @@ def test_two_writer_processes_lose_no_update(tmp_path):
                              (run,)):
             assert prev[r["idx"]] == r["from_cluster"]
             prev[r["idx"]] = r["to_cluster"]
+
+
+def test_an_edit_holds_the_write_lock_from_its_version_check_to_its_commit(tmp_path):
+    """Writer A checks the version, then waits while writer B tries to edit the same run. With
+    BEGIN IMMEDIATE, B cannot even start until A commits, then sees A's edit and is refused.
+    (With a deferred BEGIN, B would read the same version, commit, and A's edit fail.)"""
+    ws = tmp_path / "ws"
+    run, ids, base = make_run(ws, n=6, k=3)
+    a_checked, b_done = threading.Event(), threading.Event()
+    out = {}
+    with Store(ws) as a, Store(ws) as b:
+        v0 = a.run_version(run)
+        read = a.run_version
+
+        def checked_then_wait(run_id):
+            v = read(run_id)
+            a_checked.set()
+            b_done.wait(timeout=2.0)       # B cannot finish while A holds the lock: go on after 2 s
+            return v
+        a.run_version = checked_then_wait
+
+        def writer_a():
+            try:
+                out["a"] = a.append_edit(run, "move", expected_version=v0, corrections=[(0, ids[0], 0, 1)])
+            except Exception as e:          # noqa: BLE001 - reported by the asserts below
+                out["a"] = e
+        t = threading.Thread(target=writer_a)
+        t.start()
+        assert a_checked.wait(timeout=30)
+        try:
+            out["b"] = b.append_edit(run, "move", expected_version=v0, corrections=[(1, ids[1], 1, 2)])
+        except Exception as e:              # noqa: BLE001
+            out["b"] = e
+        b_done.set()
+        t.join(timeout=60)
+    assert out["a"] == v0 + 1, out
+    assert isinstance(out["b"], StaleEditError) and f"(version {v0}, now {v0 + 1})" in str(out["b"]), out
+    with Store(ws) as store:
+        assert [(r["idx"], r["from_cluster"], r["to_cluster"])
+                for r in store.query("SELECT * FROM corrections WHERE run_id=?", (run,))] == [(0, 0, 1)]
+        assert ReviewSession(store, run).current_labels().tolist() == [1, 1, 2, 0, 1, 2]
+
+
+def _record_at_once(ws, what, start, out):
+    """One of two processes recording the same new dataset (or feature set) at the same moment."""
+    try:
+        with Store(ws) as store:
+            ds = FileDataset(name="race", ids=[f"img{i}.png" for i in range(50)], fingerprint="race-fp")
+            start.wait(timeout=60)
+            if what == "dataset":
+                out.put(store.upsert_dataset(ds, "src"))
+            else:
+                out.put(store.record_features(1, "race-key", "pixels", 8, 64, ws / "features" / "race-key"))
+    except BaseException as e:  # noqa: BLE001 - the parent asserts on what came back
+        out.put(f"{type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("what", ["dataset", "features"])
+def test_two_processes_recording_the_same_new_dataset_get_one_row(tmp_path, what):
+    """Both processes look, find nothing, and want to insert. The parent holds the write lock while
+    they look, so both have looked before either can insert: a check outside the write
+    transaction fails this every time (IntegrityError); inside it, both get the same id."""
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(10):
+        ws = tmp_path / f"ws{trial}"
+        with Store(ws) as store:
+            if what == "features":
+                store.upsert_dataset(FileDataset(name="race", ids=["a.png"], fingerprint="other"), "src")
+        start, out = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_record_at_once, args=(ws, what, start, out)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        lock = sqlite3.connect(ws / DB_NAME, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        start.wait(timeout=60)
+        time.sleep(0.3)                     # both look (a read: not blocked) and queue for the lock
+        lock.execute("ROLLBACK")
+        lock.close()
+        got = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert got[0] == got[1] and isinstance(got[0], int), f"trial {trial}: {got}"
+        with Store(ws) as store:
+            if what == "dataset":
+                assert store.query("SELECT COUNT(*) n FROM datasets")[0]["n"] == 1
+                assert len(store.dataset_ids(got[0])) == 50
+            else:
+                assert store.query("SELECT COUNT(*) n FROM feature_sets")[0]["n"] == 1
 
 
 def test_newer_database_is_refused_untouched(tmp_path):
