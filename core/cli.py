@@ -350,3 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished runs in the workspace are intact", file=sys.stderr)
         return 130
+    except OSError as e:
+        from core.store import DISK_FULL_ERRNOS, disk_full_message
+
+        if e.errno not in DISK_FULL_ERRNOS:
+            raise
+        # A write no engine step caught (an array file, an export): one line, not a traceback.
+        where = e.filename or f"the workspace {workspace_dir(getattr(args, 'workspace', None))}"
+        print(f"error: {disk_full_message(where)}", file=sys.stderr)
+        return 1

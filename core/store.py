@@ -142,6 +142,8 @@ class Store:
             if e.errno in _READ_ONLY_ERRNOS:
                 why = f"cannot create the folder ({e.strerror})"
                 raise WorkspaceError(_read_only_message(self.root, why)) from None
+            if e.errno in DISK_FULL_ERRNOS:
+                raise WorkspaceError(disk_full_message(f"the workspace {self.root}", saved=_UNTOUCHED)) from None
             raise WorkspaceError(f"cannot create the workspace folder {self.root}: {e.strerror}; "
                                  "choose another with --workspace or CLUSTERLENS_HOME") from None
         self.path = self.root / DB_NAME
@@ -150,15 +152,15 @@ class Store:
         why = _why_not_writable(self.root, self.path)
         if why:
             raise WorkspaceError(_read_only_message(self.root, why))
+        db = None
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
-            if _is_read_only_error(e):
-                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
-            raise WorkspaceError(f"{self.path} is not a ClusterLens database ({e}); "
-                                 "point --workspace at another folder") from None
+            if db is not None:
+                db.close()
+            raise _open_error(e, self.root, self.path) from None
+        self._db = db
         if version > SCHEMA_VERSION:
             self._db.close()
             raise WorkspaceError(
@@ -181,9 +183,9 @@ class Store:
                     raise
         except sqlite3.OperationalError as e:
             self._db.close()
-            raise WorkspaceError(_read_only_message(self.root, str(e)) if _is_read_only_error(e) else
-                                 f"cannot write the workspace database {self.path} ({e}); "
-                                 "is the folder read-only? Choose another with --workspace") from None
+            raise (_workspace_error(e, self.root, saved=_UNTOUCHED) or WorkspaceError(
+                f"cannot write the workspace database {self.path} ({e}); "
+                "is the folder read-only? Choose another with --workspace")) from None
 
     # -- plumbing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -198,26 +200,31 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT; rolled back on any exception. A workspace that turned
-        read-only since it was opened raises :class:`WorkspaceError` (nothing was written)."""
-        with self._read_only_as_workspace_error():
+        read-only since it was opened, or whose disk is full, raises :class:`WorkspaceError`
+        (nothing was written; once space is freed the next transaction works)."""
+        with self._as_workspace_error():
             self._db.execute("BEGIN IMMEDIATE")
         try:
-            with self._read_only_as_workspace_error():
+            with self._as_workspace_error():
                 yield self._db
                 self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass   # SQLite already rolled back what it could not write; keep the first error
             raise
 
     @contextmanager
-    def _read_only_as_workspace_error(self) -> Iterator[None]:
+    def _as_workspace_error(self) -> Iterator[None]:
         try:
             yield
         except sqlite3.OperationalError as e:
-            if _is_read_only_error(e):
-                raise WorkspaceError(_read_only_message(self.root, str(e))) from None
-            raise
+            err = _workspace_error(e, self.root)
+            if err is None:
+                raise
+            raise err from None
 
     def rel(self, path: str | Path) -> str:
         """Path relative to the workspace when inside it (stored that way), else absolute."""
@@ -430,6 +437,65 @@ class Store:
 
 
 _READ_ONLY_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+# SQLite primary result codes (an extended code's low byte), as sqlite3.Error.sqlite_errorcode gives.
+SQLITE_CANTOPEN, SQLITE_FULL, SQLITE_IOERR, SQLITE_NOTADB = 14, 13, 10, 26
+# A full disk reaches SQLite as SQLITE_FULL on a write, but as an I/O error (SQLITE_IOERR_SHMSIZE,
+# _FSYNC, _TRUNCATE ...) when it grows the WAL index or syncs: with less than this left free, the
+# I/O error is the full disk, not a failing one.
+_LOW_SPACE = 8 << 20
+_UNTOUCHED = "the workspace was not changed"
+
+
+def disk_full_message(where: str | Path, *, saved: str = "the last change was not saved") -> str:
+    """One line for a full disk under ``where`` (e.g. "the workspace ./workspace")."""
+    return f"the disk holding {where} is full; nothing was lost ({saved}); free some space and retry"
+
+
+def is_disk_full(e: BaseException, root: str | Path) -> bool:
+    """Whether ``e`` (an OSError or a SQLite error) came from the disk holding ``root`` being full."""
+    if isinstance(e, OSError):
+        return e.errno in DISK_FULL_ERRNOS
+    if not isinstance(e, sqlite3.Error):
+        return False
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None:
+        return "database or disk is full" in str(e)
+    primary = code & 0xFF
+    return primary == SQLITE_FULL or (primary in (SQLITE_IOERR, SQLITE_CANTOPEN)
+                                      and _free_bytes(root) < _LOW_SPACE)
+
+
+def _free_bytes(root: str | Path) -> float:
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return float("inf")   # cannot tell: not called full
+    return st.f_bavail * st.f_frsize
+
+
+def _workspace_error(e: sqlite3.Error, root: Path, *,
+                     saved: str = "the last change was not saved") -> WorkspaceError | None:
+    """The WorkspaceError a person can act on for a full disk or a read-only workspace, else None."""
+    if is_disk_full(e, root):
+        return WorkspaceError(disk_full_message(f"the workspace {root}", saved=saved))
+    if _is_read_only_error(e):
+        return WorkspaceError(_read_only_message(root, str(e)))
+    return None
+
+
+def _open_error(e: sqlite3.Error, root: Path, db: Path) -> WorkspaceError:
+    """Why the database could not be opened. Only a file SQLite says is not a database is called
+    one: an I/O error or a full disk says nothing about a healthy workspace's contents."""
+    err = _workspace_error(e, root, saved=_UNTOUCHED)
+    if err is not None:
+        return err
+    code = getattr(e, "sqlite_errorcode", None)
+    if (code & 0xFF) == SQLITE_NOTADB if code is not None else "file is not a database" in str(e):
+        return WorkspaceError(f"{db} is not a ClusterLens database ({e}); point --workspace at another folder")
+    return WorkspaceError(f"cannot read the workspace database {db} ({e}); it was not changed — check the "
+                          "disk it is on and retry, or point --workspace at another folder")
 
 
 def _read_only_message(root: Path, why: str) -> str:
@@ -451,7 +517,9 @@ def _why_not_writable(root: Path, db: Path) -> str | None:
     except OSError as e:
         if e.errno in _READ_ONLY_ERRNOS:
             return f"cannot create files in it ({e.strerror})"
-        return None   # something else (full disk, ...): let SQLite report it
+        if e.errno in DISK_FULL_ERRNOS:   # else SQLite would say "unable to open", read like read-only
+            raise WorkspaceError(disk_full_message(f"the workspace {root}", saved=_UNTOUCHED)) from None
+        return None   # something else: let SQLite report it
     os.close(fd)
     os.unlink(probe)
     for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):

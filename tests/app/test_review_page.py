@@ -198,6 +198,35 @@ def test_stale_edit_from_another_session_is_refused_and_nothing_is_overwritten(r
     assert labels[ids.index(mine[0])] == mine_to and labels[ids.index(mine[1])] == mine_to
 
 
+def test_a_full_disk_during_a_move_is_one_line_and_every_earlier_edit_stays(reviewing: AppTest, allowed: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_store_disk_full import FullDisk, full_message
+
+    def unescaped(texts: list[str]) -> list[str]:             # as read: markdown escapes (if any) undone
+        return [re.sub(r"\\([^A-Za-z0-9\s])", r"\1", t) for t in texts]
+
+    at = reviewing
+    run, ids, labels0, picked, rows, target = move_two(at, allowed)
+    assert unescaped([s.value for s in at.success]) == [f"Moved 2 image(s) to cluster_{target}. Saved."]
+    disks: list[FullDisk] = []
+    opened = Store.__init__
+
+    def on_a_full_disk(self: Store, root: Path) -> None:    # every commit now fails as SQLite's does
+        opened(self, root)
+        self._db = FullDisk(self._db, "COMMIT")
+        disks.append(self._db)
+    monkeypatch.setattr(Store, "__init__", on_a_full_disk)
+    move_two(at, allowed)
+    assert not at.exception, [e.value for e in at.exception]
+    assert unescaped([e.value for e in at.error]) == [full_message(workspace(allowed))]
+    assert not at.success and sum(d.hits for d in disks) == 1
+    labels, _, _, corrected = db(allowed, run)                  # the first move is all there, the second not
+    assert [int(labels[r]) for r in rows] == [target, target] and corrected.sum() == 2
+    assert np.array_equal(np.delete(labels, rows), np.delete(labels0, rows))
+    with Store(workspace(allowed)) as store:
+        assert [e["op"] for e in store.edits(run)] == ["move"]
+
+
 def test_spot_check_shows_the_runs_random_sample_and_moves_on_past_checked_and_corrected(
         reviewing: AppTest, allowed: Path) -> None:
     at = reviewing
