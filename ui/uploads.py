@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,22 +45,38 @@ def save_uploads(files: list[Upload], workspace: Path, max_mb: float) -> Path:
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f.name.encode() + b"\0" + hashlib.blake2b(f.data, digest_size=16).digest())
     root = workspace / "uploads"
-    root.mkdir(parents=True, exist_ok=True)
-    if zips:
-        target = root / f"upload-{digest.hexdigest()}.zip"
-        if not target.exists():
-            _write_atomic(target, zips[0].data)
-        return target
-    folder = root / f"upload-{digest.hexdigest()}"
-    if not folder.is_dir():
-        tmp = root / f".tmp-{digest.hexdigest()}"
-        tmp.mkdir(exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if zips:
+            target = root / f"upload-{digest.hexdigest()}.zip"
+            if not target.exists():
+                _write_atomic(target, zips[0].data)
+            return target
+        folder = root / f"upload-{digest.hexdigest()}"
+        if not folder.is_dir():
+            _write_folder(folder, files)
+        return folder
+    except OSError as e:   # e.g. disk full: nothing half-written is left behind
+        raise DataError(f"could not save the upload in {root} ({e.strerror or e}); free some space "
+                        "or choose another workspace with CLUSTERLENS_HOME") from None
+
+
+def _write_folder(folder: Path, files: list[Upload]) -> None:
+    """Into a temporary folder of its own, renamed into place when whole: a half-written upload is
+    never opened, and two sessions uploading the same files do not write into one folder."""
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name[len('upload-'):]}-"))
+    try:
         used: set[str] = set()
         for f in files:
-            name = _safe_name(f.name, used)
-            (tmp / name).write_bytes(f.data)
-        tmp.rename(folder)
-    return folder
+            (tmp / _safe_name(f.name, used)).write_bytes(f.data)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.is_dir():   # else: the same upload, finished by another session first
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _safe_name(name: str, used: set[str]) -> str:
@@ -73,6 +92,9 @@ def _safe_name(name: str, used: set[str]) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")   # one per writer
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

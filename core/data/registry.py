@@ -11,6 +11,7 @@ from core.data.arrays import ArrayDataset
 from core.data.base import ImageDataset
 from core.data.demos import DEMOS, data_root, open_demo
 from core.data.folder import open_folder
+from core.data.stored import raise_if_removed
 from core.data.tv import PREFIX, TV_DATASETS, is_present, open_torchvision
 from core.data.zipdata import open_zip
 from core.errors import DataError, UnknownNameError
@@ -53,6 +54,7 @@ def open_dataset(source: str, *, workspace: str | os.PathLike, limit: int | None
     elif path.is_file():
         raise DataError(f"{path} is a single file; give a folder of images, a .zip file or a demo name")
     else:
+        raise_if_removed(path)   # a stored upload removed since: say how to get it back
         missing = f"{path} does not exist. " if _looks_like_path(source) else ""
         raise UnknownNameError(
             f"unknown dataset {source!r}. {missing}Give a folder of images, a .zip file, a demo name "
