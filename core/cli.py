@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
                     help="algorithm option, repeatable (e.g. --param lr=0.01)")
     rt.add_argument("--json", action="store_true", help="print the new run's summary as JSON on the last line")
+    stg = sub.add_parser("storage", help="list the stored uploads and extracted archives; remove them")
+    stg.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
+    rm = stg.add_mutually_exclusive_group()
+    rm.add_argument("--remove", metavar="NAME", default=None, help="remove one entry, by its listed name")
+    rm.add_argument("--remove-unused", action="store_true",
+                    help="remove every entry no dataset or run uses (ones under an hour old are kept: "
+                         "an open app session may be using them)")
+    stg.add_argument("--json", action="store_true", help="print the listing or what was removed as JSON")
     return p
 
 
@@ -335,9 +343,44 @@ def cmd_export(args: argparse.Namespace) -> int:
                                 f"to {summary['path']}")
 
 
+def cmd_storage(args: argparse.Namespace) -> int:
+    from core.data.stored import human_size, list_stored, remove_stored, remove_unused
+
+    ws = workspace_dir(args.workspace)
+    if args.remove:
+        item = remove_stored(ws, args.remove)
+        used = "; it was used by " + ", ".join(map(str, item.used_by)) if item.used else ""
+        back = (" (upload the same files again to get it back)" if item.kind.startswith("uploaded") else
+                " (re-extracted from its archive when a dataset opens it again)" if item.used else "")
+        return _emit(args, item.row(), f"removed {item.kind} {item.name} ({human_size(item.size)}){used}{back}")
+    if args.remove_unused:
+        done = remove_unused(ws)
+        lines = [f"removed {len(done.removed)} unused entr{'y' if len(done.removed) == 1 else 'ies'} "
+                 f"({human_size(done.freed)})" + "".join(f"\n  {i.name}" for i in done.removed)]
+        if done.recent:
+            lines.append(f"kept {len(done.recent)} unused entr{'y' if len(done.recent) == 1 else 'ies'} under an "
+                         "hour old (an open app session may be using it; --remove NAME removes one now): "
+                         + ", ".join(i.name for i in done.recent))
+        return _emit(args, {"removed": [i.row() for i in done.removed], "kept_recent": [i.row() for i in done.recent]},
+                     "\n".join(lines))
+    items = list_stored(ws)
+    if args.json:
+        print(json.dumps([i.row() for i in items]))
+        return 0
+    for i in items:
+        row = i.row()
+        print(f"{i.kind:15s} {i.name:40s} {row['size_text']:>9s}  {row['created']}  "
+              f"{', '.join(row['used_by']) or 'unused'}")
+    unused = [i for i in items if not i.used]
+    print(f"{len(items)} entr{'y' if len(items) == 1 else 'ies'}, {human_size(sum(i.size for i in items))} in {ws}; "
+          f"{len(unused)} unused ({human_size(sum(i.size for i in unused))})"
+          + ("; `--remove-unused` removes them" if unused else ""))
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
             "algorithms": cmd_algorithms, "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export,
-            "retrain": cmd_retrain}
+            "retrain": cmd_retrain, "storage": cmd_storage}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

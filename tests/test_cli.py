@@ -332,3 +332,44 @@ def test_export_on_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, monk
     assert err == (f"error: could not write the export to {out}: the disk is full; nothing was lost (the old file, "
                    "if any, is unchanged); free space and retry\n")
     assert out.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "ws"]
+
+
+def test_storage_lists_what_a_run_uses_and_removes_on_request(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "pics.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(6):
+            path = tmp_path / f"{i}.png"
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+            zf.write(path, f"pics/{'ab'[i % 2]}/{i}.png")
+        zf.writestr("pics/README.txt", "about")
+    ws = tmp_path / "ws"
+    r = cli("run", "--data", str(archive), "--backbone", "pixels", "--k", "2", "--map", "pca",
+            "--workspace", str(ws), "--json")
+    assert r.returncode == 0, r.stderr
+    run_id = json.loads(r.stdout.strip().splitlines()[-1])["run_id"]
+    [extracted] = (ws / "datasets").glob("zip-*")
+    assert not list(extracted.rglob("README.txt"))           # listed as skipped, never unpacked
+
+    listing = cli("storage", "--workspace", str(ws))
+    assert listing.returncode == 0, listing.stderr
+    [line] = [ln for ln in listing.stdout.splitlines() if extracted.name in ln]
+    assert line.startswith("extracted zip") and f"dataset 1 'pics' (run {run_id})" in line
+    assert "1 entry" in listing.stdout and "0 unused" in listing.stdout
+    [row] = json.loads(cli("storage", "--workspace", str(ws), "--json").stdout)
+    size = sum(p.stat().st_size for p in extracted.rglob("*") if p.is_file())
+    assert (row["name"], row["size"], row["runs"]) == (extracted.name, size, [run_id])
+
+    unused = cli("storage", "--workspace", str(ws), "--remove-unused")
+    assert unused.returncode == 0 and "removed 0 unused entries" in unused.stdout and extracted.is_dir()
+    removed = cli("storage", "--workspace", str(ws), "--remove", extracted.name)
+    assert removed.returncode == 0, removed.stderr
+    assert f"removed extracted zip {extracted.name}" in removed.stdout
+    assert f"it was used by dataset 1 'pics' (run {run_id})" in removed.stdout and not extracted.exists()
+
+    bad = cli("storage", "--workspace", str(ws), "--remove", "zip-nope")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == f"error: nothing stored is named 'zip-nope' in {ws}; stored: none " \
+                                 "(`python -m core storage` lists them)"
