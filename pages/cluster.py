@@ -6,6 +6,7 @@ from core.config import METRICS
 from ui import engine
 from ui.frame import frame
 from ui.state import bind, set_cluster, set_compare, settings, start_cluster
+from ui.text import plain
 from ui.widgets import param_controls, run_view
 
 state, cfg = frame(), settings()
@@ -18,7 +19,7 @@ if state.data is None or state.feature_info is None:
 ds = engine.open_data(state.data, cfg.workspace)
 algos = engine.algorithms()
 c = state.cluster
-st.caption(f"Data: **{state.data_label}** · features: {state.feature_info.features.backbone}, "
+st.caption(f"Data: **{plain(state.data_label)}** · features: {state.feature_info.features.backbone}, "
            f"{state.feature_info.dim}-d. Moving a control re-clusters at once.")
 
 left, mid, right = st.columns([2, 3, 2])

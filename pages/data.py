@@ -9,6 +9,7 @@ from core.errors import ClusterLensError
 from ui import engine
 from ui.frame import frame
 from ui.state import settings, use_demo, use_folder, use_uploads
+from ui.text import plain
 from ui.uploads import Upload
 from ui.widgets import Tile, image_grid
 
@@ -32,7 +33,7 @@ with demo_tab:
             st.caption(f"{d['name']}: not available — {d['why']}")
 
 with folder_tab:
-    st.caption("Folders this app may read: " + ", ".join(f"`{r}`" for r in cfg.allowed_roots))
+    st.caption("Folders this app may read: " + ", ".join(plain(r) for r in cfg.allowed_roots))
     st.text_input("Folder path", key="w_folder", placeholder=str(cfg.allowed_roots[0]))
     st.button("Open folder", key="w_open_folder", on_click=lambda: use_folder(st.session_state.get("w_folder", "")))
 
@@ -44,7 +45,7 @@ with upload_tab:
               on_click=lambda: use_uploads([Upload(f.name, f.getvalue()) for f in st.session_state["w_upload"]]))
 
 if state.data_error:
-    st.error(state.data_error)
+    st.error(plain(state.data_error))
 if state.data is None:
     st.info("Pick a source above. The `digits` demo (1,797 handwritten digits) is a good first try.")
     st.stop()
@@ -52,10 +53,10 @@ if state.data is None:
 try:
     ds = engine.open_data(state.data, cfg.workspace)
 except ClusterLensError as e:
-    st.error(str(e))
+    st.error(plain(e))
     st.stop()
 
-st.subheader(state.data_label)
+st.subheader(plain(state.data_label))
 c1, c2, c3 = st.columns(3)
 c1.metric("Images", f"{len(ds):,}")
 c2.metric("Classes (ground truth)", len(ds.class_names or []) if ds.has_labels else "none")

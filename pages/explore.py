@@ -5,6 +5,7 @@ from ui import engine, figures, gallery
 from ui.frame import frame
 from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
+from ui.text import plain
 from ui.widgets import image_grid, paged
 
 state, cfg = frame(), settings()
@@ -15,11 +16,16 @@ if state.data is None or state.feature_info is None or state.run_id is None:
     st.stop()
 
 ds, info, run_id = engine.open_data(state.data, cfg.workspace), state.feature_info, state.run_id
+changed = engine.run_data(cfg.workspace, run_id, ds).changed
+if changed:   # the map and features are the folder's new rows, the run's labels its old ones
+    st.warning(plain(changed) + " The map needs the run's own images: review the run on the Review page, "
+               "or cluster the folder again.")
+    st.stop()
 labels, confidence = engine.assignments(str(cfg.workspace), run_id)
 index = engine.id_index(ds.fingerprint, ds)
 truth = ds.labels if ds.has_labels else None
 class_names = ds.class_names or ([str(i) for i in range(int(truth.max()) + 1)] if truth is not None else None)
-st.caption(f"Run #{run_id}: {state.data_label}, k={int(labels.max()) + 1}.")
+st.caption(f"Run #{run_id}: {plain(state.data_label)}, k={int(labels.max()) + 1}.")
 
 # -- the map ---------------------------------------------------------------------------------
 methods = dict(zip(MAP_METHODS, ["PCA (instant)", "t-SNE (keeps neighbours)", "UMAP (separates clusters)"],

@@ -6,6 +6,7 @@ import streamlit as st
 from ui import engine, figures, training
 from ui.frame import frame
 from ui.state import SIZE_DEFAULT, bind, set_backbone, set_features, settings, start_features
+from ui.text import plain
 from ui.training import AUTO, set_train
 
 state, cfg = frame(), settings()
@@ -15,7 +16,7 @@ if state.data is None:
     st.page_link("pages/data.py", label="Go to Data", icon=":material/arrow_back:")
     st.stop()
 
-st.caption(f"Data: **{state.data_label}** — each image becomes one vector; extracted once, then cached on disk.")
+st.caption(f"Data: **{plain(state.data_label)}** — each image becomes one vector; extracted once, then cached on disk.")
 backbones = {b["name"]: b for b in engine.backbones(cfg.workspace)}   # built-in, then trained here
 names = list(backbones)
 f = state.features

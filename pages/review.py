@@ -3,10 +3,12 @@ undo anything; then re-train with the corrections held fixed, and export."""
 import pandas as pd
 import streamlit as st
 
+from core.errors import ClusterLensError
 from core.review import OUTLIER
 from ui import engine, review
 from ui.frame import frame
 from ui.state import bind, settings
+from ui.text import plain
 from ui.tile_picker import tile_picker
 from ui.widgets import paged, param_controls
 
@@ -24,19 +26,27 @@ if state.data is None or state.run_id is None:
         st.button("Open", key="w_rv_open_run", on_click=lambda: review.open_run(st.session_state["w_rv_open"]))
     st.stop()
 
-ds = engine.open_data(state.data, cfg.workspace)
+try:   # the run's own rows, by sample id, even if its folder changed since
+    run_data = engine.run_data(cfg.workspace, state.run_id, engine.open_data(state.data, cfg.workspace))
+except ClusterLensError as e:
+    st.error(plain(e))
+    st.stop()
+ds = run_data.dataset
 view = review.load_view(cfg.workspace, state.run_id)
 rv = review.follow_run(state.run_id)
 review.remember_in_url(view.run_id)
-fkey = state.feature_info.key if state.feature_info else None
+# Features of a changed folder have other rows than the run: ordering and splits go without them.
+fkey = state.feature_info.key if state.feature_info and not run_data.changed else None
 parent = f", re-trained from run #{view.parent_run}" if view.parent_run else ""
-st.caption(f"Run #{view.run_id} ({view.algo}{parent}): {state.data_label} — {len(view.clusters)} clusters, "
+st.caption(f"Run #{view.run_id} ({view.algo}{parent}): {plain(state.data_label)} — {len(view.clusters)} clusters, "
            f"{view.n_corrected:,} image(s) corrected. Every change is saved the moment it is confirmed, "
            "and can be undone.")
 checked = view.checked()
 n_reviewed = sum(f"cluster:{c}" in view.reviewed for c in view.clusters)
 st.progress(float(checked.mean()), text=f"Checked {int(checked.sum()):,} of {len(checked):,} images · "
                                        f"{n_reviewed} of {len(view.clusters)} clusters marked reviewed")
+if run_data.changed:
+    st.warning(plain(run_data.changed))
 review.outcome("edit")
 
 # -- the images: the queue or one cluster; click tiles to select ------------------------------
@@ -54,7 +64,7 @@ page_ids = [ds.ids[r] for r in shown]
 what = {"queue": "not yet corrected or checked, most doubtful first",
         "sample": "not yet corrected or checked, in random order: a spot check also meets the mistakes the "
                   "model is sure of, and correcting a few of a wrongly placed group lets re-training move the rest",
-        }.get(rv.view, f"in {view.name(cluster)}, least confident first")
+        }.get(rv.view, f"in {plain(view.name(cluster))}, least confident first")
 st.caption(f"{len(rows):,} images {what} — page {page} of {pages}. **Click** images to select them "
            "(shift-click selects a range); click again to deselect.")
 tile_picker(ds, review.tiles(view, shown, ds), rv.selected, ack=rv.pick_ack, on_pick=review.pick,
@@ -79,7 +89,7 @@ m3.button("Mark as outliers", key="w_rv_outliers", disabled=not rv.selected,
           on_click=lambda v=view.version: review.move_selected(v, OUTLIER))
 if rv.view == "cluster" and cluster != OUTLIER:
     done = f"cluster:{cluster}" in view.reviewed
-    st.button(f"{view.name(cluster)} is reviewed" if done else f"Mark {view.name(cluster)} reviewed",
+    st.button(f"{plain(view.name(cluster))} is reviewed" if done else f"Mark {plain(view.name(cluster))} reviewed",
               key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed, args=(cluster,))
 
 clusters_tab, history_tab, retrain_tab, export_tab = st.tabs(
@@ -110,9 +120,11 @@ with clusters_tab:
 with history_tab:
     last, nxt = view.last_edit("undo"), view.last_edit("redo")
     u1, u2 = st.columns(2)
-    u1.button(f"Undo: {review.describe(last, view)}" if last else "Undo", key="w_rv_undo", icon=":material/undo:",
+    u1.button(f"Undo: {plain(review.describe(last, view))}" if last else "Undo", key="w_rv_undo",
+              icon=":material/undo:",
               disabled=not view.can_undo, on_click=review.undo, args=(view.version,))
-    u2.button(f"Redo: {review.describe(nxt, view)}" if nxt else "Redo", key="w_rv_redo", icon=":material/redo:",
+    u2.button(f"Redo: {plain(review.describe(nxt, view))}" if nxt else "Redo", key="w_rv_redo",
+              icon=":material/redo:",
               disabled=not view.can_redo, on_click=review.redo, args=(view.version,))
     st.markdown("**Last edits**")
     if view.edits:
@@ -128,7 +140,7 @@ with history_tab:
         if hist:
             st.dataframe(pd.DataFrame(hist), hide_index=True)
         else:
-            st.caption(f"{rv.history_id} was never edited: it is where the clustering put it.")
+            st.caption(f"{plain(rv.history_id)} was never edited: it is where the clustering put it.")
 
 with retrain_tab:
     st.caption(f"Train DAC or RUC again with the {view.n_corrected:,} corrected image(s) held at their corrected "
@@ -166,7 +178,7 @@ with export_tab:
     d2.download_button("Download JSON", lambda: review.export_bytes(cfg.workspace, view.run_id, "json"),
                        file_name=f"clusterlens-run{view.run_id}.json", mime="application/json", key="w_rv_json",
                        on_click="ignore", icon=":material/download:")
-    st.markdown("**Save on the server**, under " + ", ".join(f"`{r}`" for r in cfg.allowed_roots))
+    st.markdown("**Save on the server**, under " + ", ".join(plain(r) for r in cfg.allowed_roots))
     fmt = st.radio("Format", list(review.EXPORT_FORMATS), format_func=review.EXPORT_FORMATS.get, horizontal=True,
                    key="w_rv_exp_fmt",
                    on_change=lambda: review.set_export_format(view.run_id, st.session_state["w_rv_exp_fmt"]))
@@ -177,7 +189,7 @@ with export_tab:
         st.session_state["w_rv_exp_fmt"], st.session_state["w_rv_exp_path"]))
     review.outcome("export")
     if rv.confirm is not None:
-        st.warning(f"`{rv.confirm[1]}` already has files. Replace them with this export?")
+        st.warning(f"{plain(rv.confirm[1])} already holds an earlier ClusterLens export. Replace it with this one?")
         o1, o2 = st.columns(2)
         o1.button("Replace", type="primary", key="w_rv_replace",
                   on_click=review.save_export, args=(rv.confirm[0], rv.confirm[1], True))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
 from core.data.base import ImageDataset
+from core.run_data import RunData, run_dataset
 from core.store import Store
 
 Report = Callable[[float | None, str], None]
@@ -120,7 +121,22 @@ def dataset(source: str, workspace: str, limit: int | None = None) -> ImageDatas
 
 
 def open_data(data: DataConfig, workspace: Path) -> ImageDataset:
+    """The dataset, after the allowed-root check that every way of opening data in the app shares."""
+    from ui.settings import Settings, check_source
+
+    check_source(data.source, Settings.from_env())
     return dataset(data.source, str(workspace), data.limit)
+
+
+def run_data(workspace: Path, run_id: int, ds: ImageDataset) -> RunData:
+    """``ds`` row-aligned with run ``run_id`` (the folder may have changed since the run)."""
+    return _run_data(str(workspace), int(run_id), ds.fingerprint, ds)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_data(workspace: str, run_id: int, fingerprint: str, _ds: ImageDataset) -> RunData:
+    with Store(workspace) as store:
+        return run_dataset(store, run_id, _ds)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -196,9 +212,27 @@ def run_map(workspace: Path, run_id: int, cfg: MapConfig) -> np.ndarray | None:
 
 # -- thumbnails ------------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=50_000)
+# Shown where an image cannot be read at display time (removed, replaced by a non-image or by a
+# link out of its folder since the scan): a grey tile with a cross, never a crash.
+PLACEHOLDER_URI = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10" fill="#ddd"/>'
+    b'<path d="M3 3l4 4M7 3l-4 4" stroke="#888" stroke-width="0.8"/></svg>').decode("ascii")
+
+
 def thumb_uri(fingerprint: str, i: int, size: int, _ds: ImageDataset) -> str:
-    """Image ``i`` as a small PNG data URI; tiny images are scaled up with nearest pixels."""
+    """Image ``i`` as a small PNG data URI, or :data:`PLACEHOLDER_URI` when it cannot be read now
+    (not cached: the file may be back on the next look)."""
+    from core.errors import ClusterLensError
+
+    try:
+        return _thumb_uri(fingerprint, i, size, _ds)
+    except (ClusterLensError, OSError, ValueError):
+        return PLACEHOLDER_URI
+
+
+@st.cache_data(show_spinner=False, max_entries=50_000)
+def _thumb_uri(fingerprint: str, i: int, size: int, _ds: ImageDataset) -> str:
+    """Tiny images are scaled up with nearest pixels."""
     img = _ds.load(i)
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     if max(img.size) < size // 2:   # 8×8 digits: blocky beats blurry

@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.state import AppState, adopt_finished_job, get_state, settings
+from ui.text import plain
 from ui.widgets import job_panel, show_job_outcome
 
 LOGO = Path(__file__).resolve().parents[1] / "assets" / "logo.svg"
@@ -38,8 +39,8 @@ def frame() -> AppState:
         state.job.wait(settings().job_wait_s)   # quick jobs show their result in this very run
     adopt_finished_job()
     with st.sidebar:
-        st.caption(f"Workspace: `{settings().workspace}`")
-        st.caption(f"Data: **{state.data_label}**" if state.data else "Data: none chosen yet")
+        st.caption(f"Workspace: {plain(settings().workspace)}")
+        st.caption(f"Data: **{plain(state.data_label)}**" if state.data else "Data: none chosen yet")
         if state.feature_info is not None:
             st.caption(f"Features: {state.feature_info.features.backbone}, {state.feature_info.dim}-d")
         if state.run_id is not None:

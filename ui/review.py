@@ -25,6 +25,7 @@ from core.store import Store
 from ui import engine
 from ui.figures import colour
 from ui.state import Review, adopt_run_settings, choose_data, get_state, settings, start_features, start_job
+from ui.text import plain
 from ui.tile_picker import PickTile
 
 NEW = -2                          # the move target "a new cluster"
@@ -493,7 +494,7 @@ def save_export(fmt: str, text: str, overwrite: bool = False) -> None:
         return
     rv.confirm = None
     rv.message = (f"Exported {out['n_samples']:,} images ({out['n_corrected']:,} corrected) in "
-                  f"{out['clusters']} clusters to `{out['path']}`.")
+                  f"{out['clusters']} clusters to {out['path']}.")
 
 
 def set_export_format(run_id: int, fmt: str) -> None:
@@ -547,6 +548,6 @@ def outcome(area: str) -> None:
     if rv.area != area:
         return
     if rv.error:
-        st.error(rv.error)
+        st.error(plain(rv.error))
     elif rv.message:
-        st.success(rv.message)
+        st.success(plain(rv.message))

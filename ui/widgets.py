@@ -15,6 +15,7 @@ from core.cluster.base import RUN_PARAMS
 from core.data.base import ImageDataset
 from ui import engine
 from ui.state import get_state, set_algo_param, stop_job
+from ui.text import plain
 
 THUMB_PX = 64
 PAGE_SIZE = 60
@@ -86,9 +87,9 @@ def job_panel() -> None:
 def show_job_outcome() -> None:
     s = get_state()
     if s.error:
-        st.error(s.error)
+        st.error(plain(s.error))
     elif s.notice:
-        st.info(s.notice)
+        st.info(plain(s.notice))
 
 
 # -- parameter controls generated from an estimator's get_params() defaults -------------------

@@ -1,6 +1,7 @@
 """Helpers for driving the app in AppTest."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -21,11 +22,17 @@ def run_until(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120
         at.run()
 
 
+def shown(markdown: str) -> str:
+    """Markdown source as a person reads it: the backslash escapes that keep user text plain
+    (ui/text.py) are gone."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
     """Everything textual on the page, for 'is this shown' assertions."""
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.success]
     parts += [i.value for i in at.info] + [h.value for h in at.subheader] + [w.value for w in at.warning]
-    return "\n".join(str(p) for p in parts)
+    return shown("\n".join(str(p) for p in parts))
 
 
 def metrics(at: AppTest) -> dict[str, str]:

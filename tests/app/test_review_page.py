@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.review import ReviewSession
 from core.store import Store
-from tests.app.helpers import component_data, extract_pixels, make_run, run_until, send_component_event, texts
+from tests.app.helpers import component_data, extract_pixels, make_run, run_until, send_component_event, shown, texts
 from ui.review import STALE
 
 PICKER = "rv_picker"
@@ -101,7 +101,7 @@ def progress(at: AppTest) -> str:
 
 
 def success(at: AppTest) -> str:
-    return "\n".join(s.value for s in at.success)
+    return shown("\n".join(s.value for s in at.success))
 
 
 def test_click_tiles_move_rename_undo_redo_and_history(reviewing: AppTest, allowed: Path) -> None:
@@ -148,10 +148,10 @@ def test_click_tiles_move_rename_undo_redo_and_history(reviewing: AppTest, allow
     assert hist["state"].tolist() == ["applied"]
 
     # undo the rename, then the move: the database is back where it started
-    assert at.button(key="w_rv_undo").label.startswith("Undo: renamed cluster")
+    assert shown(at.button(key="w_rv_undo").label).startswith("Undo: renamed cluster")
     at.button(key="w_rv_undo").click().run()
     assert db(allowed, run)[1][target] == f"cluster_{target}"
-    assert at.button(key="w_rv_undo").label.startswith("Undo: moved 2 image(s)")
+    assert shown(at.button(key="w_rv_undo").label).startswith("Undo: moved 2 image(s)")
     at.button(key="w_rv_undo").click().run()
     labels, _, _, corrected = db(allowed, run)
     assert np.array_equal(labels, labels0) and not corrected.any()
@@ -181,7 +181,7 @@ def test_stale_edit_from_another_session_is_refused_and_nothing_is_overwritten(r
     with Store(workspace(allowed)) as store:
         ReviewSession(store, run).move([mine[0]], theirs_to)
     at.button(key="w_rv_move").click().run()
-    assert STALE in "\n".join(e.value for e in at.error)
+    assert STALE in shown("\n".join(e.value for e in at.error))
     labels, _, _, corrected = db(allowed, run)
     assert labels[ids.index(mine[0])] == theirs_to             # their edit stands
     assert labels[ids.index(mine[1])] == labels0[ids.index(mine[1])]   # ours was not written
@@ -308,16 +308,16 @@ def test_export_download_csv_and_save_refuses_to_overwrite_without_confirmation(
     at.radio(key="w_rv_exp_fmt").set_value("csv").run()
     at.text_input(key="w_rv_exp_path").input(str(out)).run()
     at.button(key="w_rv_save").click().run()
-    assert f"to `{out}`" in success(at)
+    assert f"to {out}." in success(at)
     assert out.read_text() == body
 
     # another edit, then save again to the same file: asked first, the file untouched
     at.button(key="w_rv_undo").click().run()
     at.button(key="w_rv_save").click().run()
-    assert any("already has files" in w.value for w in at.warning)
+    assert any("already holds an earlier ClusterLens export" in w.value for w in at.warning)
     assert out.read_text() == body
     at.button(key="w_rv_cancel").click().run()
-    assert not any("already has files" in w.value for w in at.warning)
+    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)
     assert out.read_text() == body
 
     at.button(key="w_rv_save").click().run()
@@ -352,18 +352,18 @@ def test_save_refuses_a_foreign_or_hand_edited_file_with_a_message_and_no_replac
     at.button(key="w_rv_save").click().run()
     assert errors() == [f"{foreign} already exists and was not written by a ClusterLens export, so it will not "
                         "be replaced; choose another file name"]
-    assert not any("already has files" in w.value for w in at.warning)      # no "Replace?" to click
+    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)      # no "Replace?" to click
     assert foreign.read_text() == "mine"
 
     ours = allowed / "labels.csv"
     at.text_input(key="w_rv_exp_path").input(str(ours)).run()
     at.button(key="w_rv_save").click().run()
     at.button(key="w_rv_save").click().run()
-    assert any("already has files" in w.value for w in at.warning)          # our own export: asked
+    assert any("already holds an earlier ClusterLens export" in w.value for w in at.warning)          # our own export: asked
     ours.write_text(ours.read_text() + "edited by hand\n")                  # ... and edited meanwhile
     at.button(key="w_rv_replace").click().run()
     assert any("was changed since ClusterLens exported it" in e for e in errors())
-    assert not any("already has files" in w.value for w in at.warning)      # the question is gone
+    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)      # the question is gone
     assert ours.read_text().endswith("edited by hand\n")
 
 
@@ -390,7 +390,7 @@ def test_imagefolder_export_asks_before_replacing_an_earlier_export(app: AppTest
     assert len(first) == 12
 
     app.button(key="w_rv_save").click().run()                  # the folder has files now
-    assert any("already has files" in w.value for w in app.warning)
+    assert any("already holds an earlier ClusterLens export" in w.value for w in app.warning)
     (out / "cluster_0" / "00.png").unlink() if (out / "cluster_0" / "00.png").exists() else None
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     app.button(key="w_rv_cancel").click().run()
@@ -414,7 +414,7 @@ def test_retrain_holds_the_corrections_and_switches_to_the_new_run(reviewing: Ap
     run_until(at, lambda a: f"re-trained from run #{run}" in texts(a), timeout=300)
     new = run_id(at)
     assert new != run
-    assert f"this is now run #{new}" in "\n".join(i.value for i in at.info)
+    assert f"this is now run #{new}" in shown("\n".join(i.value for i in at.info))
     with Store(workspace(allowed)) as store:
         rec = store.run(new)
         assert rec["algo"] == "dac" and rec["config"]["parent_run"] == run

@@ -162,3 +162,55 @@ def test_score_cards_fit_their_width_and_large_scores_are_whole_numbers() -> Non
     # 7 columns for the full-width row, then 4 + 4 for the two half-width rows
     assert len(at.columns) == 7 + 8
     assert [len(c.children) for c in at.columns][7:] == [1, 1, 1, 1, 1, 1, 1, 0]
+
+
+def test_plain_escapes_every_markdown_character_and_joins_lines() -> None:
+    import string
+
+    from ui.text import plain
+
+    assert plain(string.punctuation) == "".join("\\" + c for c in string.punctuation)
+    assert plain("![b](http://h/x.png)") == "\\!\\[b\\]\\(http\\:\\/\\/h\\/x\\.png\\)"
+    assert plain("two\nlines\r\n") == "two lines  "
+    assert plain("café 3 ✎") == "café 3 ✎"            # letters, digits and other text stay as they are
+
+
+def test_check_source_allows_demos_roots_and_uploads_only(tmp_path: Path) -> None:
+    from ui.settings import check_source
+
+    root, ws = tmp_path / "allowed", tmp_path / "ws"
+    (root / "photos").mkdir(parents=True)
+    (ws / "uploads" / "upload-abc").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link-out").symlink_to(tmp_path / "elsewhere")
+    s = Settings(workspace=ws, allowed_roots=(root.resolve(),), max_upload_mb=1, job_wait_s=0)
+    for ok in ("digits", "torchvision:mnist", str(root / "photos"), str(ws / "uploads" / "upload-abc")):
+        check_source(ok, s)
+    for bad in (str(tmp_path / "elsewhere"), str(root / "link-out"), str(ws), str(ws / "datasets"), "/etc"):
+        with pytest.raises(DataError, match="not under the folders this app may read"):
+            check_source(bad, s)
+    with pytest.raises(DataError, match=r"control character \('\\x00'\)"):
+        check_source("digits\x00", s)
+
+
+def test_allowed_folder_refuses_a_nul_with_a_message(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"^the path contains a control character \('\\x00'\), which no file name "
+                                        r"can hold; type or paste the path again$"):
+        allowed_folder(f"{tmp_path}/a\x00b", settings(tmp_path))
+
+
+def test_a_tile_that_cannot_be_read_now_is_a_placeholder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from core.data.folder import open_folder
+    from ui.engine import PLACEHOLDER_URI, thumb_uri
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (4, 4), "red").save(tmp_path / name)
+    ds = open_folder(tmp_path)
+    assert thumb_uri(ds.fingerprint, 0, 32, ds).startswith("data:image/png;base64,")
+    (tmp_path / "b.png").write_text("not an image any more")
+    assert thumb_uri(ds.fingerprint, 1, 32, ds) == PLACEHOLDER_URI
+    (tmp_path / "a.png").unlink()
+    (tmp_path / "a.png").symlink_to("/etc/hostname")
+    assert thumb_uri(ds.fingerprint + "x", 0, 32, ds) == PLACEHOLDER_URI   # a link out of the folder
