@@ -21,6 +21,7 @@ from tests.app.helpers import component_data, extract_pixels, make_run, run_unti
 from ui.review import STALE
 
 PICKER = "rv_picker"
+REPLACE_Q = "already holds an earlier ClusterLens export"   # the "Replace?" question
 
 
 @pytest.fixture
@@ -314,10 +315,10 @@ def test_export_download_csv_and_save_refuses_to_overwrite_without_confirmation(
     # another edit, then save again to the same file: asked first, the file untouched
     at.button(key="w_rv_undo").click().run()
     at.button(key="w_rv_save").click().run()
-    assert any("already holds an earlier ClusterLens export" in w.value for w in at.warning)
+    assert any(REPLACE_Q in w.value for w in at.warning)
     assert out.read_text() == body
     at.button(key="w_rv_cancel").click().run()
-    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)
+    assert not any(REPLACE_Q in w.value for w in at.warning)
     assert out.read_text() == body
 
     at.button(key="w_rv_save").click().run()
@@ -352,18 +353,18 @@ def test_save_refuses_a_foreign_or_hand_edited_file_with_a_message_and_no_replac
     at.button(key="w_rv_save").click().run()
     assert errors() == [f"{foreign} already exists and was not written by a ClusterLens export, so it will not "
                         "be replaced; choose another file name"]
-    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)      # no "Replace?" to click
+    assert not any(REPLACE_Q in w.value for w in at.warning)      # no "Replace?" to click
     assert foreign.read_text() == "mine"
 
     ours = allowed / "labels.csv"
     at.text_input(key="w_rv_exp_path").input(str(ours)).run()
     at.button(key="w_rv_save").click().run()
     at.button(key="w_rv_save").click().run()
-    assert any("already holds an earlier ClusterLens export" in w.value for w in at.warning)          # our own export: asked
+    assert any(REPLACE_Q in w.value for w in at.warning)          # our own export: asked
     ours.write_text(ours.read_text() + "edited by hand\n")                  # ... and edited meanwhile
     at.button(key="w_rv_replace").click().run()
     assert any("was changed since ClusterLens exported it" in e for e in errors())
-    assert not any("already holds an earlier ClusterLens export" in w.value for w in at.warning)      # the question is gone
+    assert not any(REPLACE_Q in w.value for w in at.warning)      # the question is gone
     assert ours.read_text().endswith("edited by hand\n")
 
 
@@ -390,7 +391,7 @@ def test_imagefolder_export_asks_before_replacing_an_earlier_export(app: AppTest
     assert len(first) == 12
 
     app.button(key="w_rv_save").click().run()                  # the folder has files now
-    assert any("already holds an earlier ClusterLens export" in w.value for w in app.warning)
+    assert any(REPLACE_Q in w.value for w in app.warning)
     (out / "cluster_0" / "00.png").unlink() if (out / "cluster_0" / "00.png").exists() else None
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     app.button(key="w_rv_cancel").click().run()
