@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import ClusterLensError
 from ui import engine
+from ui import storage as storage_ui
 from ui.frame import frame
 from ui.state import settings, use_demo, use_folder, use_uploads
 from ui.text import plain
@@ -43,6 +44,22 @@ with upload_tab:
                              max_upload_size=max(1, math.ceil(cfg.max_upload_mb)))
     st.button("Use the uploaded files", key="w_use_upload", disabled=not files,
               on_click=lambda: use_uploads([Upload(f.name, f.getvalue()) for f in st.session_state["w_upload"]]))
+
+storage = st.expander("Stored uploads and extracted archives", key="w_storage", on_change="rerun")
+if storage.open:   # listing walks the stored folders: only when someone looks
+    with storage:
+        stored = storage_ui.rows()
+        if note := storage_ui.outcome():
+            st.text(note)
+        st.dataframe(pd.DataFrame(stored, columns=["kind", "name", "size", "created", "used by"]),
+                     hide_index=True)
+        for row in stored:
+            name_col, button_col = st.columns([4, 1], vertical_alignment="center")
+            name_col.text(f"{row['name']} ({row['size']}, {row['used by']})")
+            button_col.button("Remove", key=f"w_storage_rm_{row['name']}", on_click=storage_ui.remove_entry,
+                              args=(row["name"],))
+        st.button("Remove unused", key="w_storage_rm_unused", on_click=storage_ui.remove_all_unused,
+                  disabled=not any(r["used by"] == "unused" for r in stored))
 
 if state.data_error:
     st.error(plain(state.data_error))

@@ -102,3 +102,36 @@ def test_zip_with_parent_paths_is_refused_with_the_engines_message(app: AppTest)
     app.button(key="w_use_upload").click().run()
     assert len(app.error) == 1
     assert "points outside the archive" in app.error[0].value and "nothing was extracted" in app.error[0].value
+
+
+def test_stored_uploads_are_listed_and_a_removed_one_says_how_to_get_it_back(app: AppTest) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"pics/p{i}.png", png((60 * i, 0, 0)))
+        zf.writestr("pics/README.txt", "not an image")
+    upload = ("pics.zip", buf.getvalue(), "application/zip")
+    app.file_uploader(key="w_upload").set_value(upload)
+    app.run()
+    app.button(key="w_use_upload").click().run()
+    assert metrics(app)["Images"] == "3" and metrics(app)["Skipped files"] == "1"
+
+    app.session_state["w_storage"] = True   # open the expander (it lists only when open)
+    app.run()
+    assert "Stored uploads and extracted archives" in [e.label for e in app.expander]
+    [table] = [d.value for d in app.dataframe if "kind" in d.value.columns]
+    assert sorted(table["kind"]) == ["extracted zip", "uploaded zip"]
+    assert set(table["used by"]) == {"the data open in the app"}   # the page's own data: not "unused"
+    [upload_name] = [n for n in table["name"] if n.startswith("upload-")]
+
+    app.button(key=f"w_storage_rm_{upload_name}").click().run()
+    assert f"Removed uploaded zip {upload_name}" in " ".join(t.value for t in app.text)
+    [table] = [d.value for d in app.dataframe if "kind" in d.value.columns]
+    assert list(table["name"]) == [n for n in table["name"] if n.startswith("zip-")]   # the upload is gone
+    assert len(app.error) == 1 and "was removed from the workspace" in app.error[0].value
+    assert "upload the same files again" in app.error[0].value.replace("\\", "")
+
+    app.file_uploader(key="w_upload").set_value(upload)   # the same files: the same name again
+    app.run()
+    app.button(key="w_use_upload").click().run()
+    assert not app.error and metrics(app)["Images"] == "3"
