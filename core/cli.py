@@ -401,4 +401,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A write no engine step caught (an array file, an export): one line, not a traceback.
         where = e.filename or f"the workspace {workspace_dir(getattr(args, 'workspace', None))}"
         print(f"error: {disk_full_message(where)}", file=sys.stderr)
-        return 1
+        return 2

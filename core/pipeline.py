@@ -22,7 +22,7 @@ from core.cluster.registry import clusterer_class
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.data.base import ImageDataset
 from core.errors import Cancelled, ParameterError, WorkspaceError
-from core.store import Store
+from core.store import DISK_FULL_ERRNOS, Store, disk_full_message
 
 # progress(stage, fraction in [0, 1], message)
 Progress = Callable[[str, float, str], None]
@@ -125,8 +125,12 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
     Z = reduce(features, cfg.reduce, seed=cfg.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, Z)
-    tmp.replace(path)   # atomic: a crash never leaves a half file under the final name
+    try:
+        np.save(tmp, Z)
+        tmp.replace(path)   # atomic: a crash never leaves a half file under the final name
+    except OSError:
+        tmp.unlink(missing_ok=True)   # a full disk keeps no half file; the caller reports it
+        raise
     return Z
 
 
@@ -380,6 +384,9 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
             raise WorkspaceError(
                 f"the workspace {store.root} is read-only: cannot write {folder} ({e.strerror}); earlier runs "
                 "are intact — choose a writable folder with --workspace") from None
+        if e.errno in DISK_FULL_ERRNOS:
+            raise WorkspaceError(disk_full_message(f"the workspace {store.root}", saved="earlier runs are intact; "
+                                                   "this one was not saved")) from None
         raise WorkspaceError(f"cannot write {folder} ({e.strerror}); earlier runs are intact — free some "
                              "space or choose another folder with --workspace") from None
     history = [_plain(h) for h in getattr(est, "history_", [])]
@@ -399,12 +406,15 @@ def write_artifacts(folder: Path, dataset: ImageDataset, labels: np.ndarray, con
     started from, which a retrain refines again), both row-aligned with the dataset's ids."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str | Path] = {}
+    from core.export import csv_cell  # file names starting with "=" must not become formulas
+
     labels_csv = folder / "labels.csv"
     with open(labels_csv, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["sample_id", "path", "cluster", "confidence"])
         for i, sid in enumerate(dataset.ids):
-            w.writerow([sid, dataset.path(i) or "", int(labels[i]), f"{float(confidence[i]):.6f}"])
+            w.writerow([csv_cell(sid), csv_cell(dataset.path(i) or ""), int(labels[i]),
+                        f"{float(confidence[i]):.6f}"])
     out["labels_csv"] = labels_csv
     scores_json = folder / "scores.json"
     scores_json.write_text(json.dumps(scores, indent=2), encoding="utf-8")

@@ -139,3 +139,17 @@ def test_ruc_pixels_input_trains_its_heads_on_the_raw_pixels(tmp_path):
     np.testing.assert_allclose(est._mean.numpy().ravel(), pixels.mean(0), atol=1e-6)   # heads: the pixels
     with pytest.raises(ParameterError, match="needs the dataset"):
         cluster(feats, cfg, device="cpu")
+
+
+def test_labels_csv_neutralises_formula_file_names(tmp_path):
+    from core.data.arrays import make_array_dataset
+    from core.export import read_labels_csv
+    from core.pipeline import write_artifacts
+
+    ds = make_array_dataset("t", np.zeros((3, 4, 4), np.uint8), None, None, [("x", 3)])
+    ds.ids = ["=HYPERLINK(\"http://x\")", "+1", "plain"]
+    out = write_artifacts(tmp_path / "run", ds, np.array([0, 1, 0]), np.ones(3, np.float32), {}, None)
+    lines = open(out["labels_csv"], encoding="utf-8").read().splitlines()
+    assert [line.split(",")[0] for line in lines[2:]] == ["'+1", "plain"]
+    assert lines[1].startswith("\"'=HYPERLINK(")
+    assert read_labels_csv(out["labels_csv"])[0] == ds.ids       # read back exactly

@@ -166,11 +166,11 @@ def test_creating_a_workspace_on_a_full_disk(tmp_path, monkeypatch):
     assert str(e.value) == full_message(tmp_path / "b", "the workspace was not changed")
 
 
-def test_cli_turns_a_full_disk_into_one_line_and_exit_code_1(tmp_path, monkeypatch, capsys):
+def test_cli_turns_a_full_disk_into_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setitem(core.cli.COMMANDS, "runs", full)
-    assert core.cli.main(["runs", "--workspace", str(tmp_path / "ws")]) == 1
+    assert core.cli.main(["runs", "--workspace", str(tmp_path / "ws")]) == 2   # as every refusal
     err = capsys.readouterr().err
     assert err == f"error: {full_message(tmp_path / 'ws')}\n"
 

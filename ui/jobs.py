@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import Cancelled, ClusterLensError
@@ -58,8 +59,8 @@ class Job:
             cancelled = self._stop.is_set() or isinstance(e, Cancelled)
             with self._lock:
                 self.status = "cancelled" if cancelled else "failed"
-                self.error = str(e) if isinstance(e, ClusterLensError) else f"{type(e).__name__}: {e}"
-                if not cancelled and not isinstance(e, ClusterLensError):
+                self.error = _describe(e)
+                if not cancelled and not isinstance(e, ClusterLensError) and not _disk_full(e):
                     traceback.print_exc()
                 self.finished = time.monotonic()
             return
@@ -90,3 +91,20 @@ class Job:
     def snapshot(self) -> tuple[Status, float | None, str]:
         with self._lock:
             return self.status, self.fraction, self.message
+
+
+def _disk_full(e: BaseException) -> bool:
+    from core.store import DISK_FULL_ERRNOS
+
+    return isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS
+
+
+def _describe(e: BaseException) -> str:
+    """The one line the page shows for a failed job."""
+    if isinstance(e, ClusterLensError):
+        return str(e)
+    if _disk_full(e):   # a write no engine step translated (a cache or array file)
+        from core.store import disk_full_message
+
+        return disk_full_message(Path(e.filename).parent if e.filename else "the workspace")
+    return f"{type(e).__name__}: {e}"

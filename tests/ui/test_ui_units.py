@@ -214,3 +214,15 @@ def test_a_tile_that_cannot_be_read_now_is_a_placeholder(tmp_path: Path) -> None
     (tmp_path / "a.png").unlink()
     (tmp_path / "a.png").symlink_to("/etc/hostname")
     assert thumb_uri(ds.fingerprint + "x", 0, 32, ds) == PLACEHOLDER_URI   # a link out of the folder
+
+
+def test_a_job_that_fills_the_disk_says_so_in_one_line() -> None:
+    import errno
+
+    def full(report, stop):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, "No space left on device", "/ws/features/.tmp-x/shard-00000.npy")
+
+    job = Job.start("t", "full", full)
+    assert job.wait(5) and job.status == "failed"
+    assert job.error == ("the disk holding /ws/features/.tmp-x is full; nothing was lost (the last change was "
+                         "not saved); free some space and retry")
