@@ -44,7 +44,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -413,9 +413,7 @@ def _write_imagefolder(rows: list[dict[str, Any]], out: Path, *, replaces: bool,
         folders = _folder_names(rows)
         files: dict[str, list[int]] = {}
         for r in rows:
-            src = Path(r["path"])
-            if not src.is_file():
-                raise DataError(f"image {src} (sample {r['sample_id']!r}) is gone; cannot export it")
+            src = _source_file(r)
             d = tmp / folders[r["cluster"]]
             d.mkdir(exist_ok=True)
             dst = d / r["sample_id"].replace("/", "__").replace("\\", "__")
@@ -438,6 +436,24 @@ def _write_imagefolder(rows: list[dict[str, Any]], out: Path, *, replaces: bool,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _source_file(row: dict[str, Any]) -> Path:
+    """The real file behind a sample, refused when it is gone or a link now leads it out of its
+    dataset's folder (a file swapped for a link after the scan must not be copied)."""
+    from core.data.imageio import BadImageError, inside_root
+
+    src = Path(row["path"])
+    depth = len(PurePosixPath(row["sample_id"]).parts)   # path = dataset root / sample id
+    root = src.parents[depth - 1] if 0 < depth <= len(src.parents) else src.parent
+    try:
+        real = inside_root(src, root)
+    except BadImageError as e:
+        raise DataError(f"image {src} (sample {row['sample_id']!r}) cannot be exported: {e}; put the file back "
+                        "or cluster the folder again") from None
+    if not real.is_file():
+        raise DataError(f"image {src} (sample {row['sample_id']!r}) is gone; cannot export it")
+    return real
 
 
 def _swap_in(tmp: Path, out: Path, replaces: bool) -> None:

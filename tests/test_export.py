@@ -425,3 +425,24 @@ def test_a_full_disk_leaves_the_old_imagefolder_export_whole(corrected, tmp_path
     monkeypatch.undo()
     export_run(store, run, "imagefolder", out, overwrite=True)
     assert _snapshot(out) != before and _left_behind(tmp_path) == []
+
+
+def test_an_imagefolder_export_never_copies_through_a_link_out_of_the_dataset(corrected, tmp_path):
+    store, run, ids, s = corrected
+    images = tmp_path / "ws-images"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for export")
+    (images / ids[3]).unlink()
+    (images / ids[3]).symlink_to(secret)            # swapped for a link after the run was made
+    with pytest.raises(DataError) as e:
+        export_run(store, run, "imagefolder", tmp_path / "out")
+    assert str(e.value) == (f"image {images / ids[3]} (sample {ids[3]!r}) cannot be exported: a link pointing "
+                            "outside the folder (not read); copy what it points to into the folder to use it; "
+                            "put the file back or cluster the folder again")
+    assert not (tmp_path / "out").exists() and list(tmp_path.glob(".out*")) == []
+
+    (images / ids[3]).unlink()
+    (images / ids[3]).symlink_to(images / ids[5])   # a link that stays inside is the file it names
+    export_run(store, run, "imagefolder", tmp_path / "out")
+    copied = sorted((tmp_path / "out").rglob(ids[3].replace("/", "__")))
+    assert len(copied) == 1 and copied[0].read_bytes() == (images / ids[5]).read_bytes()
