@@ -5,8 +5,8 @@ The server is started with the repository's own .streamlit/config.toml and no ad
 """
 from __future__ import annotations
 
-import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import websockets
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import _free_port
 
@@ -82,14 +83,17 @@ def test_the_app_listens_on_loopback_only(shipped_server: int):
 
 
 def _websocket(port: int, host: str) -> str:
-    async def go() -> str:
-        try:
-            async with websockets.connect(f"ws://{host}:{port}/_stcore/stream", host="127.0.0.1", port=port,
-                                          origin=f"http://{host}:{port}", subprotocols=["streamlit"]):
-                return "accepted"
-        except websockets.InvalidStatus as e:
-            return f"refused {e.response.status_code}"
-    return asyncio.run(go())
+    """Open the app's WebSocket as a browser on ``host`` would (its Host and Origin headers); the
+    sync client, because a test before this one may have left an event loop running."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        with connect(f"ws://{host}:{port}/_stcore/stream", sock=sock, origin=f"http://{host}:{port}",
+                     subprotocols=["streamlit"], open_timeout=10):
+            return "accepted"
+    except websockets.InvalidStatus as e:
+        return f"refused {e.response.status_code}"
+    finally:
+        sock.close()
 
 
 def test_a_websocket_naming_another_host_is_refused(shipped_server: int):

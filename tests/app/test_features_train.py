@@ -223,6 +223,6 @@ def test_a_built_in_name_is_refused_before_training(app: AppTest, allowed: Path)
     digits_features_page(app, 64)
     app.text_input(key="w_train_name").input("Pixels").run()
     app.button(key="w_train").click().run()
-    assert [e.value for e in app.error] == [
+    assert [shown(e.value) for e in app.error] == [
         "The name 'pixels' is a built-in backbone's; choose another name (or leave it empty for METHOD-ARCH-DATASET)."]
     assert state(app).job is None and list_trained_backbones(workspace(allowed)) == []

@@ -203,12 +203,9 @@ def test_a_full_disk_during_a_move_is_one_line_and_every_earlier_edit_stays(revi
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_store_disk_full import FullDisk, full_message
 
-    def unescaped(texts: list[str]) -> list[str]:             # as read: markdown escapes (if any) undone
-        return [re.sub(r"\\([^A-Za-z0-9\s])", r"\1", t) for t in texts]
-
     at = reviewing
     run, ids, labels0, picked, rows, target = move_two(at, allowed)
-    assert unescaped([s.value for s in at.success]) == [f"Moved 2 image(s) to cluster_{target}. Saved."]
+    assert [shown(s.value) for s in at.success] == [f"Moved 2 image(s) to cluster_{target}. Saved."]
     disks: list[FullDisk] = []
     opened = Store.__init__
 
@@ -219,7 +216,7 @@ def test_a_full_disk_during_a_move_is_one_line_and_every_earlier_edit_stays(revi
     monkeypatch.setattr(Store, "__init__", on_a_full_disk)
     move_two(at, allowed)
     assert not at.exception, [e.value for e in at.exception]
-    assert unescaped([e.value for e in at.error]) == [full_message(workspace(allowed))]
+    assert [shown(e.value) for e in at.error] == [full_message(workspace(allowed))]
     assert not at.success and sum(d.hits for d in disks) == 1
     labels, _, _, corrected = db(allowed, run)                  # the first move is all there, the second not
     assert [int(labels[r]) for r in rows] == [target, target] and corrected.sum() == 2
@@ -343,8 +340,8 @@ def test_save_refuses_a_foreign_or_hand_edited_file_with_a_message_and_no_replac
         reviewing: AppTest, allowed: Path) -> None:
     at = reviewing
 
-    def errors() -> list[str]:                  # as shown: markdown escapes (if the page adds them) undone
-        return [re.sub(r"\\([^A-Za-z0-9\s])", r"\1", e.value) for e in at.error]
+    def errors() -> list[str]:
+        return [shown(e.value) for e in at.error]
 
     at.radio(key="w_rv_exp_fmt").set_value("csv").run()
     foreign = allowed / "precious.csv"
