@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="extract features, cluster, score and map a dataset")
     run.add_argument("--data", required=True, help="a folder, a .zip, a demo name or torchvision:NAME")
     run.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    run.add_argument("--backbone", default="efficientnet_lite0", help="see `python -m core backbones`")
+    run.add_argument("--backbone", default="auto",
+                     help="see `python -m core backbones`; auto (default): chosen from the data, with --reduce")
     run.add_argument("--checkpoint", default=None, help="with --backbone checkpoint: a state-dict file")
     run.add_argument("--image-size", type=int, default=None, help="pixels; default: the backbone's")
     run.add_argument("--batch-size", type=int, default=64)
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--algo", default="kmeans", help="kmeans | dac | ruc")
     run.add_argument("--k", type=int, default=10, help="number of clusters")
     run.add_argument("--metric", default="euclidean", choices=METRICS)
-    run.add_argument("--reduce", default="none", help="none | pca:N | umap:N, applied before clustering")
+    run.add_argument("--reduce", default="auto",
+                     help="none | pca:N | umap:N, applied before clustering; auto (default): chosen from the data")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE",
                      help="algorithm option, repeatable (e.g. --param epochs=30); "
@@ -223,7 +225,20 @@ def _report_run(args: argparse.Namespace, result: Any, workspace: str) -> int:
             if sc.get(key) is not None:
                 print(f"  {key:18s} {sc[key]:.4f}")
         print(f"  labels: {workspace}/{summary['artifacts']['labels_csv']}")
+        if summary.get("route"):
+            _print_route(summary["route"])
     return 0
+
+
+def _print_route(route: dict[str, Any]) -> None:
+    """Which route the data chose, why, and the runners-up (each with the flags that pick it)."""
+    print(f"route: {route['why']}")
+    for c in route["candidates"]:
+        r = c["route"]
+        flags = f"--backbone {r['backbone']}" + (f" --image-size {r['image_size']}" if r["image_size"] else "")
+        mark = "*" if c["name"] == route["chosen_name"] else " "
+        print(f"  {mark} {c['name']:34s} agreement {c['agreement']:.3f}  {c['seconds']:6.1f} s   "
+              f"{flags} --reduce {r['reduce']}")
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

@@ -93,7 +93,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ParameterError(f"k must be at least 2 (got {c.k}): one cluster holds everything and says nothing")
     if c.metric not in METRICS:
         raise ParameterError(f"unknown metric {c.metric!r}; choose one of: {', '.join(METRICS)}")
-    parse_reduce(c.reduce)
+    if c.reduce != "auto":   # "auto": chosen from the data (core.route)
+        parse_reduce(c.reduce)
     if m.method not in MAP_METHODS:
         raise ParameterError(f"unknown map method {m.method!r}; choose one of: {', '.join(MAP_METHODS)}")
     return cfg

@@ -22,6 +22,7 @@ from core.cluster.registry import clusterer_class
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.data.base import ImageDataset
 from core.errors import Cancelled, ParameterError, WorkspaceError
+from core.route import AUTO, RouteChoice, choose_route
 from core.store import DISK_FULL_ERRNOS, Store, disk_full_message
 
 # progress(stage, fraction in [0, 1], message)
@@ -43,6 +44,7 @@ class RunResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     parent_run: int | None = None      # a retrained run: the reviewed run it came from
+    route: dict[str, Any] | None = None   # the route chosen from the data (core.route), when asked
 
     def summary(self) -> dict[str, Any]:
         """The one JSON object `python -m core run --json` (and `retrain --json`) prints."""
@@ -58,6 +60,7 @@ class RunResult:
             "scores": {k: v for k, v in self.scores.items() if k != "confusion"},
             "artifacts": self.artifacts,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            **({"route": self.route} if self.route is not None else {}),
         }
 
 
@@ -265,10 +268,33 @@ def run_pipeline(cfg: RunConfig, *, progress: Progress | None = None,
     seconds: dict[str, float] = {}
     store = Store(cfg.workspace)
     try:
+        extra: dict[str, Any] = {}
+        if cfg.features.backbone == AUTO or cfg.cluster.reduce == AUTO:
+            dataset = dataset if dataset is not None else load_dataset(cfg.data, cfg.workspace)
+            cfg, choice = resolve_route(cfg, dataset, say, stop, seconds)
+            extra["route"] = choice.as_dict()
         inputs = prepare_inputs(cfg, store, say, stop, seconds, dataset=dataset)
-        return record_run(cfg, store, inputs, say, stop, seconds)
+        result = record_run(cfg, store, inputs, say, stop, seconds, config_extra=extra or None)
+        result.route = extra.get("route")
+        return result
     finally:
         store.close()
+
+
+def resolve_route(cfg: RunConfig, dataset: ImageDataset, say: Progress, stop: ShouldStop,
+                  seconds: dict[str, float]) -> tuple[RunConfig, RouteChoice]:
+    """``cfg`` with its ``auto`` backbone / reduction replaced by the route chosen from the data
+    (core.route); the person's fixed choices stay."""
+    from dataclasses import replace
+
+    t = time.perf_counter()
+    f, c = cfg.features, cfg.cluster
+    choice = choose_route(dataset, c.k, cfg.workspace, seed=c.seed, backbone=f.backbone, image_size=f.image_size,
+                          reduce=c.reduce, device=f.device, metric=c.metric, progress=say, should_stop=stop)
+    r = choice.chosen
+    seconds["route"] = time.perf_counter() - t
+    return cfg.with_(features=replace(f, backbone=r.backbone, image_size=r.image_size),
+                     cluster=replace(c, reduce=r.reduce)), choice
 
 
 def prepare_inputs(cfg: RunConfig, store: Store, say: Progress, stop: ShouldStop,

@@ -19,7 +19,7 @@ def cli(*args, cwd=ROOT, env=None):
 
 
 def test_run_json_summary_is_last_line_and_cache_is_reported(tmp_path):
-    args = ["run", "--data", "digits", "--backbone", "pixels", "--k", "10", "--map", "pca",
+    args = ["run", "--data", "digits", "--backbone", "pixels", "--reduce", "none", "--k", "10", "--map", "pca",
             "--workspace", str(tmp_path), "--json"]
     first = cli(*args)
     assert first.returncode == 0, first.stderr
@@ -238,7 +238,7 @@ def test_a_hostile_folder_runs_to_the_end_and_exports(tmp_path, capsys):
 
     h = make_hostile_folder(tmp_path)
     ws = str(tmp_path / "ws")
-    assert main(["run", "--data", str(h.root), "--backbone", "pixels", "--k", "2", "--map", "pca",
+    assert main(["run", "--data", str(h.root), "--backbone", "pixels", "--reduce", "none", "--k", "2", "--map", "pca",
                  "--workspace", ws, "--json"]) == 0
     out, err = capsys.readouterr()
     s = json.loads(out.strip().splitlines()[-1])

@@ -31,7 +31,7 @@ def png_folder(root: Path, n: int = 24) -> Path:
 
 
 def cli_run(folder: Path, workspace: Path) -> int:
-    assert main(["run", "--data", str(folder), "--backbone", "pixels", "--k", "2", "--map", "none",
+    assert main(["run", "--data", str(folder), "--backbone", "pixels", "--reduce", "none", "--k", "2", "--map", "none",
                  "--workspace", str(workspace)]) == 0
     with Store(workspace) as store:
         return store.runs()[-1]["id"]

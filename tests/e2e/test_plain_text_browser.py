@@ -43,7 +43,7 @@ def test_a_cluster_name_in_markdown_is_shown_literally_and_fetches_nothing(
         browser, beacon, tmp_path: Path) -> None:  # noqa: ANN001
     port, hits = beacon
     home = tmp_path / "home"
-    assert main(["run", "--data", "digits", "--backbone", "pixels", "--k", "10", "--map", "none",
+    assert main(["run", "--data", "digits", "--backbone", "pixels", "--reduce", "none", "--k", "10", "--map", "none",
                  "--workspace", str(home)]) == 0
     name = f"![b](http://127.0.0.1:{port}/beacon.png) :red[x] **y**"
     with Store(home) as store:
