@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import METRICS
 from ui import engine
 from ui.frame import frame
+from ui.route_view import route_panel
 from ui.state import bind, set_cluster, set_compare, settings, start_cluster
 from ui.text import plain
 from ui.widgets import param_controls, run_view
@@ -21,6 +22,8 @@ algos = engine.algorithms()
 c = state.cluster
 st.caption(f"Data: **{plain(state.data_label)}** · features: {state.feature_info.features.backbone}, "
            f"{state.feature_info.dim}-d. Moving a control re-clusters at once.")
+if state.route is not None:
+    route_panel(state.route, state.feature_info.features, c.reduce)
 
 left, mid, right = st.columns([2, 3, 2])
 with left:

@@ -17,7 +17,7 @@ if state.data is None:
     st.stop()
 
 st.caption(f"Data: **{plain(state.data_label)}** — each image becomes one vector; extracted once, then cached on disk.")
-backbones = {b["name"]: b for b in engine.backbones(cfg.workspace)}   # built-in, then trained here
+backbones = {b["name"]: b for b in engine.backbone_choices(cfg.workspace)}   # auto, built-in, trained here
 names = list(backbones)
 f = state.features
 training_now = training.training_running(state)
@@ -57,11 +57,14 @@ st.button("Extract features", type="primary", key="w_extract", on_click=start_fe
 
 info = state.feature_info
 if info is not None:
-    how = ("reused from the cache (no extraction)" if info.from_cache
+    how = (f"route chosen and features ready in {info.seconds:.1f} s" if info.route is not None
+           else "reused from the cache (no extraction)" if info.from_cache
            else f"extracted in {info.seconds:.1f} s ({info.images_per_s:,.0f} images/s)")
     st.success(f"Features ready: **{info.n:,} images × {info.dim} dimensions** "
                f"({info.features.backbone}) — {how}.")
-    if info.features != state.features:
+    if info.route is not None:
+        st.caption(f"Route chosen from the data: {plain(info.route['why'])}. The Cluster page lists the others.")
+    if info.features != state.features and not (info.route is not None and state.features.backbone == "auto"):
         st.warning("The settings above differ from the features in use; extract again to use them.")
     st.page_link("pages/cluster.py", label="Next: cluster", icon=":material/arrow_forward:")
 

@@ -40,6 +40,7 @@ class FeatureInfo:
     from_cache: bool
     seconds: float
     images_per_s: float | None
+    route: dict[str, Any] | None = None   # backbone "auto": the route chosen from the data (core.route)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,17 @@ def _backbones(workspace: str, index_stamp: int) -> list[dict[str, Any]]:   # st
 
     rows = list_backbones(workspace=workspace)
     return [{**r, "default_size": None} if r.get("kind") == "trained" else r for r in rows]
+
+
+AUTO_BACKBONE = {"name": "auto", "available": True, "default_size": None, "why": "",
+                 "description": "Chosen from the data (recommended): pixels and EfficientNet-Lite0, each as they "
+                                "are and through UMAP-10, each clustered with k-means; the route whose clusters "
+                                "the others agree with most is used (the Cluster page shows why)."}
+
+
+def backbone_choices(workspace: Path | str | None = None) -> list[dict[str, Any]]:
+    """The Features page's list: "auto" (core.route) first, then every backbone."""
+    return [AUTO_BACKBONE, *backbones(workspace)]
 
 
 @st.cache_resource(show_spinner=False, ttl=60)
@@ -245,10 +257,15 @@ def _thumb_uri(fingerprint: str, i: int, size: int, _ds: ImageDataset) -> str:
 
 # -- job work (runs in a thread: no Streamlit calls in here) ---------------------------------
 
-def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, workspace: Path
-                  ) -> Callable[[Report, ShouldStop], FeatureInfo]:
+def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, workspace: Path,
+                  cluster: ClusterConfig | None = None) -> Callable[[Report, ShouldStop], FeatureInfo]:
+    """Extract (or reuse) features; backbone "auto" first chooses the route from the data with
+    ``cluster``'s k and seed (core.route), then gives the chosen route's features."""
     def work(report: Report, should_stop: ShouldStop) -> FeatureInfo:
+        from dataclasses import replace
+
         from core.pipeline import compute_features
+        from core.route import AUTO, choose_route
 
         t0 = time.perf_counter()
         report(0.0, f"preparing {cfg.backbone}")
@@ -256,16 +273,25 @@ def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, worksp
         def progress(stage: str, frac: float, msg: str) -> None:
             report(frac, msg)
 
-        feats, from_cache, key, path = compute_features(ds, cfg, workspace, progress=progress,
+        used, route = cfg, None
+        if cfg.backbone == AUTO:
+            c = cluster or ClusterConfig()
+            choice = choose_route(ds, c.k, workspace, seed=c.seed, image_size=cfg.image_size, device=cfg.device,
+                                  metric=c.metric, progress=lambda st_, f, m: report(f, f"choosing the route: {m}"),
+                                  should_stop=should_stop)
+            used = replace(cfg, backbone=choice.chosen.backbone, image_size=choice.chosen.image_size)
+            route = choice.as_dict()
+        feats, from_cache, key, path = compute_features(ds, used, workspace, progress=progress,
                                                          should_stop=should_stop)
         with Store(workspace) as store:   # the workspace lists what was extracted (as the CLI does)
             ds_id = store.upsert_dataset(ds, data.source)
             if key:
-                store.record_features(ds_id, key, cfg.backbone, cfg.image_size, int(feats.shape[1]), path)
+                store.record_features(ds_id, key, used.backbone, used.image_size,
+                                      int(feats.shape[1]), path)
         secs = time.perf_counter() - t0
-        return FeatureInfo(data=data, features=cfg, key=key, n=len(feats), dim=int(feats.shape[1]),
+        return FeatureInfo(data=data, features=used, key=key, n=len(feats), dim=int(feats.shape[1]),
                            from_cache=from_cache, seconds=secs,
-                           images_per_s=None if from_cache else len(feats) / max(secs, 1e-9))
+                           images_per_s=None if from_cache else len(feats) / max(secs, 1e-9), route=route)
     return work
 
 

@@ -74,15 +74,16 @@ class AppState:
     data: DataConfig | None = None
     data_label: str = ""
     data_error: str | None = None
-    features: FeatureConfig = FeatureConfig(backbone="efficientnet_lite0", image_size=64, device="auto")
+    features: FeatureConfig = FeatureConfig(backbone="auto", image_size=None, device="auto")   # core.route
     feature_info: FeatureInfo | None = None
+    route: dict[str, Any] | None = None   # the last route chosen from this data (core.route), kept when another is used
     train: TrainSettings = TrainSettings()
     trained: TrainInfo | None = None  # the last training's outcome (its backbone is in the workspace)
     cluster: ClusterConfig = ClusterConfig(algo="kmeans", k=10, reduce="pca:50")
     algo_params: dict[str, dict[str, Any]] = field(default_factory=dict)   # per algorithm, edited values
     run_id: int | None = None
     compare: tuple[int | None, int | None] = (None, None)
-    map: MapConfig = MapConfig(method="pca", seed=0)
+    map: MapConfig = MapConfig(method="umap", seed=0)   # separates clusters; PCA past UMAP_MAX_POINTS
     color_by: str = "cluster"
     threshold: float = 0.2           # confidence below this counts as doubtful
     gallery: Gallery = field(default_factory=Gallery)
@@ -112,12 +113,18 @@ def bind(key: str, apply: Callable[[AppState, Any], None]) -> dict[str, Any]:
 
 # -- data ------------------------------------------------------------------------------------
 
-def choose_data(source: str, label: str, limit: int | None = None) -> None:
-    """A new dataset: everything derived from the old one is forgotten (not deleted)."""
+UMAP_MAX_POINTS = 100_000   # UMAP of 70,000 points ≈ 1 min on 2 cores (shared/MEASURED.md); past it, PCA
+
+
+def choose_data(source: str, label: str, limit: int | None = None, n: int | None = None) -> None:
+    """A new dataset: everything derived from the old one is forgotten (not deleted). The map opens
+    on UMAP (it separates clusters) unless ``n`` images would make it slow."""
     s = get_state()
     stop_job()
+    s.map = MapConfig(method="pca" if n is not None and n > UMAP_MAX_POINTS else "umap", seed=s.map.seed)
     s.data, s.data_label, s.data_error = DataConfig(source=source, limit=limit), label, None
     s.feature_info, s.run_id, s.compare, s.selected_ids = None, None, (None, None), []
+    s.route = None
     s.gallery = Gallery()
     s.notice = s.error = None
 
@@ -130,11 +137,11 @@ def data_failed(message: str) -> None:
 def _open_and_choose(source: str, label: str, limit: int | None = None) -> None:
     """Open first (errors land on the Data page), then make it the current dataset."""
     try:
-        engine.open_data(DataConfig(source=source, limit=limit), settings().workspace)
+        ds = engine.open_data(DataConfig(source=source, limit=limit), settings().workspace)
     except ClusterLensError as e:
         data_failed(str(e))
         return
-    choose_data(source, label, limit)
+    choose_data(source, label, limit, n=len(ds))
 
 
 def use_demo(name: str, limit: int | None) -> None:
@@ -200,6 +207,12 @@ def adopt_finished_job() -> None:
         info: FeatureInfo = job.result
         if s.data == info.data:   # still the dataset the person is looking at
             s.feature_info = info
+            if info.route is not None:   # the chosen route's reduction goes to the Cluster page
+                s.route = info.route
+                s.cluster = replace(s.cluster, reduce=info.route["chosen"]["reduce"])
+            if job.params.get("then_cluster"):
+                start_cluster()
+                return
             s.notice = (f"Features reused from the cache at once ({info.n:,} × {info.dim})." if info.from_cache
                         else f"Features extracted: {info.n:,} × {info.dim} in {info.seconds:.1f} s.")
     elif job.kind in ("cluster", "retrain"):
@@ -220,8 +233,24 @@ def start_features() -> None:
     if s.data is None:
         return
     ds = engine.open_data(s.data, cfg.workspace)
-    start_job("features", f"Features ({s.features.backbone})",
-              engine.features_work(ds, s.data, s.features, cfg.workspace), data=s.data)
+    title = "Features (choosing the route from the data)" if s.features.backbone == "auto" else \
+        f"Features ({s.features.backbone})"
+    start_job("features", title, engine.features_work(ds, s.data, s.features, cfg.workspace, cluster=s.cluster),
+              data=s.data)
+
+
+def use_route(backbone: str, image_size: int | None, reduce: str) -> None:
+    """One click on a route of the Cluster page's list: its features (cached when the route search
+    made them) and its reduction, then the clustering runs again."""
+    s = get_state()
+    s.features = replace(s.features, backbone=backbone, image_size=image_size)
+    s.cluster = replace(s.cluster, reduce=reduce)
+    st.session_state.pop("w_backbone", None)   # the Features page shows the new choice
+    st.session_state.pop("w_size", None)
+    st.session_state.pop("w_reduce", None)      # the Cluster page's select shows the route's reduction
+    start_features()
+    if s.job is not None:
+        s.job.params["then_cluster"] = True
 
 
 def set_features(**changes: Any) -> None:
