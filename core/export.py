@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import hashlib
 import json
 import os
@@ -51,7 +50,7 @@ import numpy as np
 
 from core.errors import DataError, ParameterError, WorkspaceError
 from core.review import ReviewSession
-from core.store import Store
+from core.store import DISK_FULL_ERRNOS, Store
 
 try:
     import fcntl
@@ -65,7 +64,6 @@ MARKER = ".clusterlens-export.json"
 REGISTRY = "exports.json"          # under the workspace: the CSV / JSON files ClusterLens exported
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPE = "'"
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def export_run(store: Store, run_id: int, fmt: str, out: str | Path, *, overwrite: bool = False,
@@ -294,8 +292,8 @@ def _write_export_file(ws: Path, out: Path, data: bytes, *, run_id: int, fmt: st
 
 def _write_error(path: Path, e: OSError, doing: str = "could not write the export to",
                  old: str = "the old file") -> str:
-    why = "the disk is full" if e.errno in _DISK_FULL else (e.strerror or str(e))
-    todo = "free space and retry" if e.errno in _DISK_FULL else "check that the folder can be written and retry"
+    why = "the disk is full" if e.errno in DISK_FULL_ERRNOS else (e.strerror or str(e))
+    todo = "free space and retry" if e.errno in DISK_FULL_ERRNOS else "check that the folder can be written and retry"
     return f"{doing} {path}: {why}; nothing was lost ({old}, if any, is unchanged); {todo}"
 
 
