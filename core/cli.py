@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backbone", default="auto",
                      help="see `python -m core backbones`; auto (default): chosen from the data, with --reduce")
     run.add_argument("--checkpoint", default=None, help="with --backbone checkpoint: a state-dict file")
-    run.add_argument("--image-size", type=int, default=None, help="pixels; default: the backbone's")
+    run.add_argument("--image-size", type=int, default=None,
+                     help="pixels; default: chosen with the route (EfficientNet-Lite0: 64; 224 for few large photos)")
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--pca-dim", type=int, default=None, help="pixels backbone: PCA to this many dims")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -132,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="remove every entry no dataset or run uses (ones under an hour old are kept: "
                          "an open app session may be using them)")
     stg.add_argument("--json", action="store_true", help="print the listing or what was removed as JSON")
+    sk = sub.add_parser("suggest-k", help="suggest k without labels: a criterion over a range of k, and its best k")
+    sk.add_argument("--data", required=True, help="a folder, a .zip, a demo name or torchvision:NAME")
+    sk.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    sk.add_argument("--backbone", default="efficientnet_lite0", help="see `python -m core backbones`")
+    sk.add_argument("--image-size", type=int, default=None, help="pixels; default: as `run` picks for the backbone")
+    sk.add_argument("--reduce", default="none", help="none | pca:N | umap:N: the space you will cluster in")
+    sk.add_argument("--k-min", type=int, default=2)
+    sk.add_argument("--k-max", type=int, default=20)
+    sk.add_argument("--seed", type=int, default=0, help="the subsample, k-means and a UMAP reduction")
+    sk.add_argument("--device", default="auto", help="for feature extraction: auto | cpu | cuda")
+    sk.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
+    sk.add_argument("--json", action="store_true", help="print the suggestion as JSON on the last line")
     return p
 
 
@@ -237,7 +250,8 @@ def _print_route(route: dict[str, Any]) -> None:
         r = c["route"]
         flags = f"--backbone {r['backbone']}" + (f" --image-size {r['image_size']}" if r["image_size"] else "")
         mark = "*" if c["name"] == route["chosen_name"] else " "
-        print(f"  {mark} {c['name']:34s} agreement {c['agreement']:.3f}  {c['seconds']:6.1f} s   "
+        agree = "  —  " if c["agreement"] is None else f"{c['agreement']:.3f}"
+        print(f"  {mark} {c['name']:34s} agreement {agree}  {c['seconds']:6.1f} s   "
               f"{flags} --reduce {r['reduce']}")
 
 
@@ -393,9 +407,53 @@ def cmd_storage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest_k(args: argparse.Namespace) -> int:
+    from core.cluster.suggest_k import suggest_k_for
+    from core.data import open_dataset
+    from core.route import AUTO, candidate_routes
+
+    if AUTO in (args.backbone, args.reduce):
+        raise ClusterLensError("suggest-k needs a fixed --backbone and --reduce (auto chooses them with a k); "
+                               "e.g. --backbone efficientnet_lite0 --reduce umap:10")
+    ws = workspace_dir(args.workspace)
+    dataset = open_dataset(args.data, workspace=ws, limit=args.limit)
+    route = candidate_routes(dataset, backbone=args.backbone, image_size=args.image_size, reduce=args.reduce)[0]
+    feats = FeatureConfig(backbone=route.backbone, image_size=route.image_size, device=args.device)
+    s = suggest_k_for(dataset, feats, ws, reduce=args.reduce, seed=args.seed, k_min=args.k_min, k_max=args.k_max,
+                      progress=_progress_printer(quiet=False))
+    summary = {"dataset": dataset.name, "n_images": len(dataset), "backbone": feats.backbone,
+               "image_size": feats.image_size, "reduce": args.reduce, "seed": args.seed, **s.to_dict()}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    crit = s.criterion
+    size = f"@{feats.image_size}" if feats.image_size else ""
+    print(f"suggested k = {s.k}: the {crit.name} is {'highest' if crit.higher_is_better else 'lowest'} there")
+    print(f"{crit.name}: {crit.meaning}")
+    print(f"{dataset.name}, {feats.backbone}{size}, reduce {args.reduce}: {s.n_samples:,} of {len(dataset):,} "
+          f"images, {s.seconds:.1f} s")
+    print(_k_table(s))
+    return 0
+
+
+def _k_table(s: Any) -> str:
+    """One line per k: the score and a bar from the worst (short) to the best (long) score."""
+    vals = [v for v in s.scores if v == v]
+    lo, hi = min(vals), max(vals)
+    lines = [f"{'k':>5s}  {s.criterion.name}"]
+    for k, v in zip(s.ks, s.scores, strict=True):
+        if v != v:   # NaN: undefined at this k
+            lines.append(f"{k:5d}  {'—':>10s}")
+            continue
+        good = (v - lo) / (hi - lo) if hi > lo else 1.0
+        bar = "█" * (1 + round(20 * (good if s.criterion.higher_is_better else 1 - good)))
+        lines.append(f"{'→' if k == s.k else ' '}{k:4d}  {v:10.4f}  {bar}{'  suggested' if k == s.k else ''}")
+    return "\n".join(lines)
+
+
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
             "algorithms": cmd_algorithms, "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export,
-            "retrain": cmd_retrain, "storage": cmd_storage}
+            "retrain": cmd_retrain, "storage": cmd_storage, "suggest-k": cmd_suggest_k}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

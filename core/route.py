@@ -64,7 +64,8 @@ class RouteChoice:
     def as_dict(self) -> dict[str, Any]:
         return {"chosen": asdict(self.chosen), "chosen_name": self.chosen.name, "why": self.why,
                 "criterion": "agreement: mean NMI of the route's k-means labels with the other routes'",
-                "candidates": [{"route": asdict(e.route), "name": e.route.name, "agreement": round(e.agreement, 4),
+                "candidates": [{"route": asdict(e.route), "name": e.route.name,
+                                "agreement": None if np.isnan(e.agreement) else round(e.agreement, 4),
                                 "seconds": round(e.seconds, 2)} for e in self.evidence]}
 
 
@@ -117,15 +118,25 @@ def choose_route(dataset: ImageDataset, k: int, workspace: str | Path, *, seed: 
                  backbone: str = AUTO, image_size: int | None = None, reduce: str = AUTO,
                  device: str = "auto", metric: str = "euclidean", progress: Progress | None = None,
                  should_stop: ShouldStop | None = None) -> RouteChoice:
-    """Try every candidate route (features cached, reductions cached) and pick by agreement."""
+    """Try every candidate route (features cached, reductions cached) and pick by agreement.
+
+    The routes a person's fixed choices leave are the ones that can win; every automatic candidate
+    votes, so two routes on one fixed backbone are still judged against the other spaces (between
+    two partitions alone, mean NMI is the same for both and says nothing).
+    """
     from core.config import ClusterConfig, FeatureConfig
     from core.pipeline import build_clusterer, clustering_space, compute_features
 
-    routes = candidate_routes(dataset, backbone=backbone, image_size=image_size, reduce=reduce)
+    eligible = candidate_routes(dataset, backbone=backbone, image_size=image_size, reduce=reduce)
+    if len(eligible) == 1:
+        only = eligible[0]
+        return RouteChoice(only, (RouteEvidence(only, float("nan"), 0.0),),
+                           f"{only.name} is the only route your settings leave")
+    voters = list(dict.fromkeys([*eligible, *candidate_routes(dataset, image_size=image_size)]))
     say = progress or (lambda *a: None)
     labels, seconds = [], []
-    for n, route in enumerate(routes):
-        say("route", n / len(routes), f"trying {route.name} ({n + 1} of {len(routes)})")
+    for n, route in enumerate(voters):
+        say("route", n / len(voters), f"trying {route.name} ({n + 1} of {len(voters)})")
         t = time.perf_counter()
         feats, _, key, _ = compute_features(
             dataset, FeatureConfig(backbone=route.backbone, image_size=route.image_size, device=device),
@@ -139,14 +150,10 @@ def choose_route(dataset: ImageDataset, k: int, workspace: str | Path, *, seed: 
 
             raise Cancelled("stopped while choosing the route; nothing was clustered")
     agree = agreement(labels)
-    order = np.argsort(-agree, kind="stable")
-    evidence = tuple(RouteEvidence(routes[i], float(agree[i]), seconds[i]) for i in order)
-    best = evidence[0]
-    if len(evidence) == 1:
-        why = f"{best.route.name} is the only route your settings leave"
-    else:
-        runner = evidence[1]
-        why = (f"{best.route.name}: its k-means clusters agree most with the other {len(evidence) - 1} "
-               f"routes' (mean NMI {best.agreement:.3f}; next {runner.route.name} {runner.agreement:.3f})")
+    order = [i for i in np.argsort(-agree, kind="stable") if voters[i] in eligible]
+    evidence = tuple(RouteEvidence(voters[i], float(agree[i]), seconds[i]) for i in order)
+    best, runner = evidence[0], evidence[1]
+    why = (f"{best.route.name}: its k-means clusters agree most with the other {len(voters) - 1} "
+           f"routes' (mean NMI {best.agreement:.3f}; next {runner.route.name} {runner.agreement:.3f})")
     say("route", 1.0, f"chose {best.route.name}")
     return RouteChoice(best.route, evidence, why)

@@ -99,3 +99,34 @@ def test_cli_run_with_no_flags_chooses_and_shows_the_route(tmp_path, capsys) -> 
     assert main(["run", "--data", "digits", "--limit", "300", "--k", "10", "--map", "none", "--backbone",
                  "pixels", "--reduce", "none", "--workspace", str(tmp_path), "--json"]) == 0
     assert "route" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_with_a_fixed_backbone_the_other_spaces_still_vote(monkeypatch, tmp_path) -> None:
+    """Two routes on one backbone have equal mean NMI with each other: the automatic candidates
+    vote too, so the one that agrees with the other spaces wins and only eligible routes are listed."""
+    rng = np.random.default_rng(2)
+    groups = np.repeat([0, 1, 2], 30)
+    centres = rng.normal(0, 10, (3, 5))
+    clean = lambda noise: centres[groups] + rng.normal(0, noise, (90, 5))  # noqa: E731
+    spaces = {("pixels", "none"): rng.normal(0, 1, (90, 5)), ("pixels", "umap:10"): clean(0.5),
+              ("cnn", "none"): clean(1.0), ("cnn", "umap:10"): clean(2.0)}
+
+    def fake_features(ds, cfg, workspace, **kw):  # noqa: ANN001, ANN202
+        return np.zeros((90, 1), np.float32), True, cfg.backbone, tmp_path
+
+    def fake_space(feats, cfg, **kw):  # noqa: ANN001, ANN202
+        return spaces[(kw["feature_key"], cfg.reduce)]
+
+    def fake_candidates(ds, *, backbone="auto", image_size=None, reduce="auto"):  # noqa: ANN001, ANN202
+        names = ["pixels", "cnn"] if backbone == "auto" else [backbone]
+        return [Route(b, None, r) for b in names for r in (("none", "umap:10") if reduce == "auto" else (reduce,))]
+
+    monkeypatch.setattr(core.pipeline, "compute_features", fake_features)
+    monkeypatch.setattr(core.pipeline, "clustering_space", fake_space)
+    monkeypatch.setattr("core.route.candidate_routes", fake_candidates)
+    choice = choose_route(dataset(n=90), 3, tmp_path, backbone="pixels")
+    assert choice.chosen == Route("pixels", None, "umap:10")
+    assert [e.route for e in choice.evidence] == [Route("pixels", None, "umap:10"), Route("pixels", None, "none")]
+    assert "agree most with the other 3 routes'" in choice.why
+    only = choose_route(dataset(n=90), 3, tmp_path, backbone="pixels", reduce="none")
+    assert only.chosen == Route("pixels", None, "none") and only.as_dict()["candidates"][0]["agreement"] is None

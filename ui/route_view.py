@@ -25,4 +25,5 @@ def route_panel(route: dict[str, Any], features: FeatureConfig, reduce: str) -> 
             using = (r["backbone"], r["image_size"], r["reduce"]) == (features.backbone, features.image_size, reduce)
             st.button(f"Use {c['name']}" if not using else f"{c['name']} (in use)", key=f"w_route_{n}",
                       disabled=using, on_click=use_route, args=(r["backbone"], r["image_size"], r["reduce"]),
-                      help=f"agreement {c['agreement']:.3f}; its features are cached, so this is quick")
+                      help=("agreement " + ("not measured" if c["agreement"] is None else f"{c['agreement']:.3f}")
+                            + "; its features are cached, so this is quick"))
