@@ -410,10 +410,11 @@ def cmd_storage(args: argparse.Namespace) -> int:
 def cmd_suggest_k(args: argparse.Namespace) -> int:
     from core.cluster.suggest_k import suggest_k_for
     from core.data import open_dataset
+    from core.errors import ParameterError
     from core.route import AUTO, candidate_routes
 
     if AUTO in (args.backbone, args.reduce):
-        raise ClusterLensError("suggest-k needs a fixed --backbone and --reduce (auto chooses them with a k); "
+        raise ParameterError("suggest-k needs a fixed --backbone and --reduce (auto chooses them with a k); "
                                "e.g. --backbone efficientnet_lite0 --reduce umap:10")
     ws = workspace_dir(args.workspace)
     dataset = open_dataset(args.data, workspace=ws, limit=args.limit)

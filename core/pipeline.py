@@ -117,7 +117,7 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
 
     if cfg.reduce in ("none", "") or cache_dir is None or not feature_key:
         return reduce(features, cfg.reduce, seed=cfg.seed)
-    path = Path(cache_dir) / f"{feature_key}-{cfg.reduce.replace(':', '')}-s{cfg.seed}.npy"
+    path = reduced_path(cache_dir, feature_key, cfg)
     if path.is_file():
         try:
             Z = np.load(path, allow_pickle=False)
@@ -135,6 +135,11 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
         tmp.unlink(missing_ok=True)   # a full disk keeps no half file; the caller reports it
         raise
     return Z
+
+
+def reduced_path(cache_dir: Path, feature_key: str, cfg: ClusterConfig) -> Path:
+    """Where :func:`clustering_space` keeps ``cfg.reduce`` of these features (seeded)."""
+    return Path(cache_dir) / f"{feature_key}-{cfg.reduce.replace(':', '')}-s{cfg.seed}.npy"
 
 
 def build_clusterer(cfg: ClusterConfig, *, device: str = "auto") -> BaseClusterer:

@@ -373,3 +373,25 @@ def test_storage_lists_what_a_run_uses_and_removes_on_request(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == f"error: nothing stored is named 'zip-nope' in {ws}; stored: none " \
                                  "(`python -m core storage` lists them)"
+
+
+def test_suggest_k_prints_the_criterion_per_k_and_its_best_k(tmp_path):
+    args = ["suggest-k", "--data", "digits", "--backbone", "pixels", "--k-max", "12", "--workspace", str(tmp_path)]
+    r = cli(*args, "--json", env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (s["dataset"], s["n_images"], s["backbone"], s["reduce"]) == ("digits", 1797, "pixels", "none")
+    assert s["ks"] == list(range(2, 13)) and len(s["scores"]) == 11
+    assert s["criterion"]["name"] == "silhouette" and s["criterion"]["higher_is_better"] is True
+    assert s["k"] in s["ks"] and s["scores"][s["ks"].index(s["k"])] == max(s["scores"])
+    assert 8 <= s["k"] <= 11          # digits: ten classes (seed 0 says 9; bench/bench_suggest_k.py)
+    assert s["n_samples"] == 1797 and s["seconds"] > 0
+    text = cli(*args, env={"OMP_NUM_THREADS": "1"})
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"suggested k = {s['k']}: the silhouette is highest there")
+    assert re.search(rf"^→\s+{s['k']}\s+{s['scores'][s['ks'].index(s['k'])]:.4f}\s+█+  suggested$",
+                     text.stdout, re.M)
+    refused = cli("suggest-k", "--data", "lfw", "--backbone", "pixels", "--k-max", "200",
+                  "--workspace", str(tmp_path))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "k_max=200 needs more points than the 200 samples: choose k_max <= 199" in refused.stderr
