@@ -7,6 +7,7 @@ from ui import engine
 from ui.frame import frame
 from ui.route_view import route_panel
 from ui.state import bind, set_cluster, set_compare, settings, start_cluster
+from ui.suggest import k_suggestion
 from ui.text import plain
 from ui.widgets import param_controls, run_view
 
@@ -36,6 +37,7 @@ with mid:
     st.slider("Number of clusters k", 2, k_max, value=min(c.k, k_max),
               help=f"At most {k_max} (bounded by the {len(ds):,} images)",
               **bind("w_k", lambda s, v: set_cluster(k=int(v))))
+    k_suggestion(ds, state.feature_info, c, cfg.workspace, k_max)
     st.slider("Doubtful below confidence", 0.0, 1.0, value=state.threshold, step=0.05,
               help="Samples whose confidence is below this are counted (and sorted) as doubtful.",
               **bind("w_threshold", lambda s, v: setattr(s, "threshold", float(v))))
