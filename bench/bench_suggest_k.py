@@ -75,7 +75,7 @@ def main() -> None:
                 tally[c][2] += len(ks)
                 secs = sum(g.seconds for g in got) / len(got)
                 print(f"| {name} | {len(X):,} | {true_k} | {c} | {'/'.join(map(str, ks))} | {secs:.1f} |", flush=True)
-    print("\n| criterion | right | close (|Δk| ≤ max(1, 20 %)) |")
+    print("\n| criterion | right | close (Δk within max(1, 20 %)) |")
     print("|---|---:|---:|")
     for c, (right, near, n) in tally.items():
         print(f"| {c} | {right}/{n} | {near}/{n} |")
