@@ -164,7 +164,7 @@ def test_batch_larger_than_the_images_shows_the_engine_message(app: AppTest, all
     assert [shown(e.value) for e in app.error] == [f"Training failed: {engine_says.value}"]
     assert "use batch_size <= 20" in shown(app.error[0].value)
     assert state(app).trained is None and list_trained_backbones(workspace(allowed)) == []
-    assert app.selectbox(key="w_backbone").value == "efficientnet_lite0"     # nothing else changed
+    assert app.selectbox(key="w_backbone").value == "auto"     # nothing else changed (the default)
 
 
 def test_metric_learning_refines_a_backbone_trained_before(app: AppTest, allowed: Path) -> None:
