@@ -25,6 +25,11 @@ def k_suggestion(ds: ImageDataset, info: FeatureInfo, cluster: ClusterConfig, wo
     k_max = min(K_MAX, slider_max, len(ds) - 1)
     if k_max < 2:
         return   # three images or fewer: nothing to choose between
+    # On request only: k-means for every k takes seconds to a minute on a busy machine, and the
+    # page must not hold the Run button back meanwhile.
+    if not st.toggle("Suggest k", key="w_suggest_k",
+                     help="k-means for each k from 2 to 20 on these features; the best by silhouette, no labels"):
+        return
     if cluster.reduce.startswith("umap") and not _reduction_cached(workspace, info.key, cluster):
         # UMAP of many images takes a minute: the run with it computes and caches it, then this shows
         st.caption("A suggested k shows here once this UMAP reduction is cached (the first run with it does that).")

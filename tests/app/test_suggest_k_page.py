@@ -37,6 +37,8 @@ def test_chart_and_use_k_button_set_the_slider(app: AppTest, calls: list[str]) -
     choose_digits(app)
     extract_pixels(app)
     app.switch_page("pages/cluster.py").run()
+    assert suggest_chart(app) is None and calls == []                     # only on request
+    app.toggle(key="w_suggest_k").set_value(True).run()
     spec = suggest_chart(app)
     assert spec is not None, texts(app)
     line, star = spec["data"]
@@ -60,6 +62,8 @@ def test_umap_suggestion_waits_for_the_cached_reduction(app: AppTest, calls: lis
     choose_digits(app)
     extract_pixels(app)
     app.switch_page("pages/cluster.py").run()
+    assert suggest_chart(app) is None and calls == []                     # only on request
+    app.toggle(key="w_suggest_k").set_value(True).run()
     app.selectbox(key="w_reduce").select("umap:10").run()                # re-clusters: UMAP computed there
     assert suggest_chart(app) is None
     assert "A suggested k shows here once this UMAP reduction is cached" in texts(app)
