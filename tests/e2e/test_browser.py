@@ -41,11 +41,13 @@ def hover_on_map(page, plot) -> None:  # noqa: ANN001
     x, y = page.evaluate(POINT_XY)
     page.mouse.move(x - 20, y - 20)
     page.mouse.move(x, y, steps=5)
-    # wait for the hover at the end of the path, on that very point: points crossed on the way
-    # are hovered first, and reading one of those raced the preview of the point under the cursor
+    # wait for a hover, then for the path to settle: points crossed on the way are hovered first,
+    # and reading one of those raced the preview of the point under the cursor. (On the UMAP map
+    # points overlap, so the point under the cursor may be a neighbour of point 0: whichever is
+    # hovered is the one the preview must show.)
     page.wait_for_function("() => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');"
-                           " const h = (gd && gd._hoverdata) || [];"
-                           " return h.some(p => p.curveNumber === 0 && p.pointNumber === 0); }")
+                           " return ((gd && gd._hoverdata) || []).length > 0; }")
+    page.wait_for_timeout(500)
 
 
 def goto(page, title: str) -> None:  # noqa: ANN001
