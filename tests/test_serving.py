@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import tomllib
 import websockets
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import _free_port
+from tests.e2e.conftest import served_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".streamlit" / "config.toml"
@@ -35,32 +31,8 @@ def test_shipped_config_binds_loopback_and_hides_the_deploy_button():
 
 @pytest.fixture(scope="module")
 def shipped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    home = tmp_path_factory.mktemp("serving")
-    port = _free_port()
-    env = {**os.environ, "CLUSTERLENS_HOME": str(home / "ws"), "CLUSTERLENS_ALLOWED_ROOTS": str(home)}
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with served_app(tmp_path_factory.mktemp("serving"), as_shipped=True) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def _listening_addresses(port: int) -> set[str]:

@@ -36,15 +36,16 @@ def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def served_app(home: Path) -> Iterator[str]:
-    """`streamlit run app.py` as a fresh server process on a free port, workspace ``home``."""
+def served_app(home: Path, *, as_shipped: bool = False) -> Iterator[str]:
+    """`streamlit run app.py` as a fresh server process on a free port, workspace ``home``;
+    ``as_shipped``: with no address flag, so the repository's .streamlit/config.toml decides."""
     port = _free_port()
     env = {**os.environ, "CLUSTERLENS_HOME": str(home), "CLUSTERLENS_ALLOWED_ROOTS": str(home),
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         *([] if as_shipped else ["--server.address", "127.0.0.1"]), "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
