@@ -60,8 +60,14 @@ def paged(rows: np.ndarray, key: str, page: int, on_page: Any) -> tuple[np.ndarr
     page = min(max(page, 1), pages)
     if pages > 1:
         st.number_input(f"Page (of {pages})", 1, pages, value=page, step=1, key=key,
-                        on_change=lambda: on_page(int(st.session_state[key])))
+                        on_change=page_changed, args=(key, page, on_page))
     return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page, pages
+
+
+def page_changed(key: str, fallback: int, on_page: Any) -> None:
+    """The pager's callback. Its widget may be gone by the time it runs: clearing the map selection
+    drops the selection's pager in the same rerun (a KeyError in the page, issue 26)."""
+    on_page(int(st.session_state.get(key, fallback)))
 
 
 # -- job panel: polled from a fragment so the page never freezes -----------------------------

@@ -226,3 +226,16 @@ def test_a_job_that_fills_the_disk_says_so_in_one_line() -> None:
     assert job.wait(5) and job.status == "failed"
     assert job.error == ("the disk holding /ws/features/.tmp-x is full; nothing was lost (the last change was "
                          "not saved); free some space and retry")
+
+
+def test_the_pager_callback_survives_its_widget_being_dropped(monkeypatch) -> None:
+    import streamlit as st
+
+    from ui.widgets import page_changed
+
+    got: list[int] = []
+    monkeypatch.setattr(st, "session_state", {"w_sel_page": 3})
+    page_changed("w_sel_page", 1, got.append)
+    monkeypatch.setattr(st, "session_state", {})               # the selection was cleared meanwhile
+    page_changed("w_sel_page", 2, got.append)
+    assert got == [3, 2]
