@@ -77,8 +77,9 @@ def test_cancelled_run_is_recorded_as_cancelled_not_done(tmp_path):
     assert not (tmp_path / "runs" / str(run["id"]) / "labels.csv").exists()
 
 
-@pytest.mark.parametrize("algo,params", [("dac", {"epochs": 3, "batch_size": 32, "lr": 1e-2}),
-                                         ("ruc", {"epochs": 3, "warmup": 1, "batch_size": 128})])
+# guard off: 3 epochs may end below the k-means start, which would then be kept (tests/cluster)
+@pytest.mark.parametrize("algo,params", [("dac", {"epochs": 3, "batch_size": 32, "lr": 1e-2, "guard": False}),
+                                         ("ruc", {"epochs": 3, "warmup": 1, "batch_size": 128, "guard": False})])
 def test_trained_algorithms_run_through_the_same_pipeline(tmp_path, algo, params):
     cfg = RunConfig(data=DataConfig("digits", limit=400), features=FeatureConfig(backbone="pixels"),
                     cluster=ClusterConfig(algo=algo, k=10, reduce="pca:20", params=params),

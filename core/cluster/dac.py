@@ -9,8 +9,13 @@ view's label features (no gradient) choose confident pairs (``> upper`` same clu
 pairs (each sample and its own other view always counts as "same"). Pairs of samples a person
 has labelled (``fixed_labels``) are always selected, with the relation the person gave.
 
+By default (``start="kmeans"``) the network first learns k-means' clusters of the same input and
+DAC's training goes on from there; after training, a label-free check (:mod:`core.cluster.dac_guard`)
+keeps the k-means start when DAC's clusters score below it (``kept_start_``, ``kept_reason_``).
+
 ``history_`` has one record per epoch of the kept training (with ``n_init`` > 1 the callback sees
-every training's epochs, each record tagged ``init``); ``inits_`` summarises every training.
+every training's epochs, each record tagged ``init``), and when the start was kept a last record
+without ``epoch`` that says so; ``inits_`` summarises every training, ``guard_`` the check.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from core.losses.dac import balance_loss, dac_loss, pairwise_similarity, select_
 from core.nn.dac_net import DACConvNet, DACHead, init_weights
 
 INPUTS = ("auto", "images", "features")
+STARTS = ("kmeans", "none")
 STANDARDIZE = ("global", "features")
 
 
@@ -56,6 +62,7 @@ class _Run:
     labels: np.ndarray | None = None
     confidence: np.ndarray | None = None
     mean_confidence: float = -1.0
+    start_agreement: float | None = None   # share of the k-means start the network reproduced
     history: list = field(default_factory=list)
 
 
@@ -82,27 +89,48 @@ class DAC(BaseClusterer):
         standardize: features input: "global" (centre, then one scale for every dimension, so
             distances keep the shape the features had, e.g. a UMAP space) or "features" (each
             dimension to unit variance, which inflates low-variance dimensions).
-        temperature: the softmax temperature of the label features. "auto" = 0.1 for features,
-            1 for images (the paper). The features head ends in batch norm, so its logits have
-            unit scale: at temperature 1 its label features stay soft (mean max-probability ~0.6),
-            similarities of different clusters stay high and pairs cannot be told apart; 0.1
-            makes them nearly one-hot, the ideal the paper's loss assumes. Measured on
-            Fashion-MNIST features (seed 0): ACC 0.59 -> 0.67, with "global" standardisation 0.72.
-            The ConvNet (its BN is followed by ReLU) is better at 1 on digits (16 px, 40 epochs,
-            seeds 0/1: ACC 0.750/0.668 at 1, 0.494/0.575 at 0.3), although 0.3 solves the
-            tests' three-pattern toy on more seeds (8 of 10 against 2).
+        temperature: the softmax temperature of the label features. "auto" = 1 (the paper's) when
+            DAC starts from k-means; from a random network 0.1 for features, 1 for images.
+            From k-means a sharp softmax (0.1) locks the network onto its first assignments and
+            training then drifts (mean ACC, seeds 0-2): digits EfficientNet-Lite0 features 0.66
+            -> 0.55, digit pixels 0.79 -> 0.76, LFW faces 0.98 -> 0.93, where 1 gives 0.72, 0.83
+            and 0.98. From a random network the features head ends in batch norm, so its logits have
+            unit scale: at 1 its label features stay soft and pairs cannot be told apart, and 0.1
+            makes them nearly one-hot (Fashion-MNIST UMAP features, seed 0: ACC 0.59 -> 0.67).
+            The ConvNet from a random start is better at 1 on digits (16 px, 40 epochs, seeds
+            0/1: ACC 0.750/0.668 at 1, 0.494/0.575 at 0.3), although 0.3 solves the tests'
+            three-pattern toy on more seeds (8 of 10 against 2).
         n_init: independent trainings (fresh initialisation, same seed stream); the one whose
             clusters are most clear-cut (highest mean confidence) is kept — no labels involved,
             like k-means' n_init with inertia. Default 1. Digits (UMAP space, full batch) needs 4:
             single trainings land at ACC 0.87 or 0.95 and the 0.87 ones are the less confident
             ones; on Fashion-MNIST it did not help (4: mean ACC 0.69; single trainings 0.70-0.71).
+        start: "kmeans" = the network first learns the clusters of k-means (run on X as given,
+            same seed and metric, as ``--algo kmeans`` would) and DAC's training goes on from there;
+            "none" = a fresh random network (the paper). From a random head DAC trains towards its
+            own first assignment, which is any split the head can draw: on 1280-d features every
+            pair is already "confident" in the first epoch (mean ACC, seeds 0-2: digits
+            EfficientNet-Lite0 0.44 where k-means gives 0.66; LFW faces 0.60 where it gives 0.98).
+        start_epochs: at most this many epochs of cross-entropy on the k-means labels (stopping
+            once the network gives 95 % of the samples their k-means cluster).
+        guard: after training, keep the k-means start unless DAC's clusters score clearly above
+            it by the label-free check of :mod:`core.cluster.dac_guard`; then ``kept_start_`` is
+            True, ``kept_reason_`` says why and ``history_`` ends with a record saying so. Not after
+            a stop (a stopped fit keeps its last finished epoch) nor with ``fixed_labels`` (a
+            person's corrections steer; k-means knows nothing of them).
+        metric: the k-means start's metric ("euclidean" | "cosine" | "mahalanobis"); the run's.
         input: "auto" (4-D/3-D arrays are images, 2-D arrays are feature vectors), "images",
             "features".
         device: "auto" | "cpu" | "cuda[:n]".
         random_state: the one seed.
+
+    Attributes after fit, besides ``labels_``, ``confidence_``, ``history_``: ``start_labels_``
+    (the k-means start), ``start_agreement_`` (share of it the network reproduced before DAC's
+    training), ``kept_start_``, ``kept_reason_`` (None unless kept), ``guard_`` (the check's
+    scores, None when it did not run). With the start kept, ``predict`` uses its centroids.
     """
 
-    param_choices = {"input": INPUTS, "standardize": STANDARDIZE}
+    param_choices = {"input": INPUTS, "standardize": STANDARDIZE, "start": STARTS}
 
     def __init__(
         self,
@@ -124,6 +152,10 @@ class DAC(BaseClusterer):
         standardize: str = "global",
         temperature: float | str = "auto",
         n_init: int = 1,
+        start: str = "kmeans",
+        start_epochs: int = 20,
+        guard: bool = True,
+        metric: str = "euclidean",
         input: str = "auto",
         device: str = "auto",
         random_state: int | None = 0,
@@ -145,6 +177,10 @@ class DAC(BaseClusterer):
         self.standardize = standardize
         self.temperature = temperature
         self.n_init = n_init
+        self.start = start
+        self.start_epochs = start_epochs
+        self.guard = guard
+        self.metric = metric
         self.input = input
         self.device = device
         self.random_state = random_state
@@ -199,6 +235,13 @@ class DAC(BaseClusterer):
             raise ParameterError(f"temperature must be 'auto' or a number in (0, 10], got {self.temperature!r}")
         if not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
             raise ParameterError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        if self.start not in STARTS:
+            raise ParameterError(f"start={self.start!r} is not known; choose one of: {', '.join(STARTS)}")
+        if isinstance(self.start_epochs, bool) or not isinstance(self.start_epochs, (int, np.integer)) \
+                or self.start_epochs < 1:
+            raise ParameterError(f"start_epochs must be an integer >= 1, got {self.start_epochs!r}")
+        if not isinstance(self.guard, (bool, np.bool_)):
+            raise ParameterError(f"guard must be true or false, got {self.guard!r}")
         if self.augment < 0:
             raise ParameterError(f"augment strength must be >= 0, got {self.augment}")
         if self.image_size is not None and not 8 <= self.image_size <= 96:
@@ -324,6 +367,9 @@ class DAC(BaseClusterer):
         g = torch.Generator().manual_seed(0 if self.random_state is None else int(self.random_state))
         fixed_t = None if fixed is None else torch.from_numpy(fixed)
         n_init = int(self.n_init)
+        self.kept_start_, self.kept_reason_, self.guard_ = False, None, None
+        start = self._kmeans_start(prep, dev) if self.start == "kmeans" or self.guard else None
+        start_t = torch.from_numpy(start.labels_) if start is not None and self.start == "kmeans" else None
 
         self.history_ = []
         self.inits_ = []
@@ -332,7 +378,7 @@ class DAC(BaseClusterer):
         for init in range(n_init):
             run = _Run(init)
             try:
-                stop = self._train_once(run, prep, fixed_t, truth, dev, g, callback, n_init)
+                stop = self._train_once(run, prep, fixed_t, start_t, truth, dev, g, callback, n_init)
             except KeyboardInterrupt:
                 if run.state is None and chosen is None:
                     raise
@@ -356,22 +402,31 @@ class DAC(BaseClusterer):
         self.labels_ = self.mapping_[chosen.labels]
         self.confidence_ = np.clip(chosen.confidence, 0.0, 1.0)
         self.n_clusters_ = int(self.n_clusters)
+        self.start_ = start
+        self.start_agreement_ = chosen.start_agreement
+        if start is not None:
+            self.start_labels_ = start.labels_.astype(np.int64)
+        if self.guard and start is not None and not stop and (fixed is None or not (fixed >= 0).any()):
+            self._guard(prep, start, truth, dev)
         return self
 
     def _temperature(self, kind: str) -> float:
         if self.temperature == "auto":
-            return 0.1 if kind == "features" else 1.0
+            return 0.1 if kind == "features" and self.start == "none" else 1.0
         return float(self.temperature)
 
-    def _train_once(self, run: _Run, prep: _Prepared, fixed_t, truth, dev, g, callback, n_init: int) -> bool:
+    def _train_once(self, run: _Run, prep: _Prepared, fixed_t, start_t, truth, dev, g, callback,
+                    n_init: int) -> bool:
         """Train one network from a fresh initialisation into ``run``; True if asked to stop."""
         model = self._build(prep, g).to(dev)
         if dev.type == "cuda" and prep.kind == "images":
             model = model.to(memory_format=torch.channels_last)
         run.model = model
-        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         n = prep.data.shape[0]
         bs = min(self.batch_size, n)
+        if start_t is not None:
+            run.start_agreement = self._learn_start(model, prep, start_t, bs, dev, g)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         for epoch in range(self.epochs):
             t0 = time.perf_counter()
             upper, lower = threshold_schedule(
@@ -406,6 +461,59 @@ class DAC(BaseClusterer):
             if callback is not None and callback(dict(record)) is False:
                 return True
         return False
+
+    def _kmeans_start(self, prep: _Prepared, dev: torch.device):
+        """k-means on X as given (images: flattened pixels in [0, 1]), seeded like the run's own
+        k-means, so the start is the clustering ``--algo kmeans`` gives in the same space."""
+        from core.cluster.kmeans import KMeans
+
+        km = KMeans(n_clusters=int(self.n_clusters), metric=self.metric, random_state=self.random_state,
+                    device=str(dev))
+        km.fit(_flat(prep.data))
+        km.labels_ = np.asarray(km.labels_, dtype=np.int64)
+        return km
+
+    def _learn_start(self, model, prep: _Prepared, start_t: torch.Tensor, bs: int, dev, g) -> float:
+        """Cross-entropy on the k-means labels (weak views) until the network reproduces 95 % of
+        them or ``start_epochs`` have passed; returns the share it reproduces."""
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        n = prep.data.shape[0]
+        agree = 0.0
+        for _ in range(int(self.start_epochs)):
+            model.train()
+            order = torch.randperm(n, generator=g)
+            for s in range(0, n, bs):
+                idx = order[s:s + bs]
+                if idx.numel() < 2:
+                    continue
+                weak, _ = self._views(self._batch(prep, idx, dev), prep.kind, g)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    logits = model.logits(weak).float() / model.temperature
+                loss = F.cross_entropy(logits, start_t[idx].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            pred = self._predict_proba(model, prep, dev).argmax(1)
+            agree = float((pred == start_t).float().mean())
+            if agree >= 0.95:
+                break
+        return agree
+
+    def _guard(self, prep: _Prepared, start, truth, dev: torch.device) -> None:
+        """Keep the k-means start when DAC's clusters are worse by the label-free check."""
+        from core.cluster import dac_guard
+
+        verdict = dac_guard.compare(_flat(prep.data), start.labels_, self.labels_, device=dev)
+        self.guard_ = record = verdict.record()
+        if not verdict.keep_start:
+            return
+        self.kept_start_ = True
+        self.kept_reason_ = record["message"] = verdict.message("DAC", "its k-means start")
+        self.labels_ = start.labels_.copy()
+        self.confidence_ = np.clip(np.asarray(start.confidence_, dtype=np.float64), 0.0, 1.0)
+        self.mapping_ = np.arange(int(self.n_clusters))
+        record.update(history_scores(self.labels_, truth))
+        self.history_ = [*self.history_, record]
 
     def _step(self, model, opt, prep, idx, fixed_t, upper, lower, dev, g) -> tuple[float, float]:
         """One optimiser step on batch ``idx``; returns (loss, fraction of pairs selected)."""
@@ -461,9 +569,20 @@ class DAC(BaseClusterer):
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: Any) -> np.ndarray:
-        """Cluster numbers for new samples shaped like the training input."""
+        """Cluster numbers for new samples shaped like the training input (the k-means start's
+        nearest centroid when the guard kept it)."""
+        if getattr(self, "kept_start_", False):
+            return self._predict_start(X)
         proba = self.predict_proba(X)
         return self.mapping_[proba.argmax(1)]
+
+    def _predict_start(self, X: Any) -> np.ndarray:
+        kind, _, _, shape = self._prep_stats
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        data = input_tensor(arr, torch.float32) if kind == "features" else self._image_tensor(arr)
+        if tuple(data.shape[1:]) != shape:
+            raise ParameterError(f"expected samples of shape {shape}, got {tuple(arr.shape[1:])}")
+        return self.start_.predict(_flat(data))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, k) soft assignments (columns in the network's own cluster order)."""
@@ -481,3 +600,9 @@ class DAC(BaseClusterer):
                 raise ParameterError(f"the model was trained on {shape[0]}-channel images, got {arr.shape}")
         dev = next(self.model_.parameters()).device
         return self._predict_proba(self.model_, prep, dev).numpy()
+
+
+def _flat(data: torch.Tensor) -> np.ndarray:
+    """(N, ...) features or images as (N, D) float32 rows (uint8 pixels to [0, 1])."""
+    flat = data.reshape(len(data), -1)
+    return (flat.float() / 255.0 if flat.dtype == torch.uint8 else flat.float()).numpy()

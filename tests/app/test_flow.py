@@ -96,7 +96,7 @@ def test_ruc_from_the_cluster_page_with_its_pick_lists(app: AppTest, allowed: Pa
         n_unclean = int(np.load(store.abs(rec["artifacts"]["unclean"])).sum())
     assert rec["config"]["cluster"]["params"] == {"input": "pixels", "strategy": "confidence",
                                                   "epochs": 3, "warmup": 1}
-    assert [h["epoch"] for h in rec["history"]] == [1, 2, 3]
+    assert [h["epoch"] for h in rec["history"] if "epoch" in h] == [1, 2, 3]   # (a kept start adds a record)
     assert 0 < n_unclean < 1797
     assert f"RUC's final split: {1797 - n_unclean:,} clean, {n_unclean:,} unclean" in texts(app)
     # the per-epoch history (clean set, its precision and ACC with the digits' labels) is drawn

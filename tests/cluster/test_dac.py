@@ -16,6 +16,8 @@ from core.errors import ParameterError, TrainingError
 # temperature 0.3: on this toy the paper's softmax (1) finds the patterns on few seeds (see below)
 FAST = dict(epochs=12, batch_size=32, width=16, lr=3e-3, balance=1.0, temperature=0.3, device="cpu",
             random_state=0)
+# the paper's DAC: a random network, no k-means start and no check against it
+PAPER = dict(start="none", guard=False)
 
 
 def _acc(y: np.ndarray, p: np.ndarray) -> float:
@@ -69,10 +71,11 @@ def test_finds_three_image_patterns(patterns, fitted):
 def test_sharper_softmax_finds_the_patterns_on_every_seed_where_the_papers_does_not(patterns):
     # temperature 0.3 against the paper's plain softmax (1), same seeds: at 1 the toy's label
     # features stay soft and training settles where two output units are identical
+    # (both from a random network, the paper's start: from k-means both find them)
     X, y = patterns
     seeds = (1, 2, 3)
-    sharp = [DAC(n_clusters=3, **dict(FAST, random_state=s)).fit(X) for s in seeds]
-    soft = [DAC(n_clusters=3, **dict(FAST, temperature=1.0, random_state=s)).fit(X) for s in seeds]
+    sharp = [DAC(n_clusters=3, **dict(FAST, random_state=s, **PAPER)).fit(X) for s in seeds]
+    soft = [DAC(n_clusters=3, **dict(FAST, temperature=1.0, random_state=s, **PAPER)).fit(X) for s in seeds]
     assert all(_acc(y, e.labels_) >= 0.95 for e in sharp)
     assert np.mean([_acc(y, e.labels_) for e in soft]) < 0.85
     assert min(e.confidence_.mean() for e in sharp) > max(e.confidence_.mean() for e in soft)
@@ -249,7 +252,8 @@ def test_auto_temperature_and_standardisation_per_input_kind(patterns):
     X, _ = _blobs()
     X = X * np.array([1.0, 10.0, 0.1, 1.0], dtype=np.float32)      # very different scales
     est = DAC(n_clusters=3, epochs=1, device="cpu").fit(X)
-    assert est.model_.temperature == pytest.approx(0.1)
+    assert est.model_.temperature == 1.0                             # from k-means: the paper's softmax
+    assert DAC(n_clusters=3, epochs=1, start="none", device="cpu").fit(X).model_.temperature == pytest.approx(0.1)
     _, mean, std, _ = est._prep_stats
     assert torch.allclose(std, std[0].expand_as(std))               # one scale: geometry kept
     torch.testing.assert_close(mean, torch.as_tensor(X).mean(0))
@@ -330,3 +334,121 @@ def test_networks_temperature_sharpens_the_softmax():
     assert float(p01.max(1).values.mean()) > float(p1.max(1).values.mean())
     conv = DACConvNet(3, image_size=16, width=8, temperature=0.5).eval()
     assert conv(torch.rand(2, 1, 16, 16)).shape == (2, 3) and conv.temperature == 0.5
+
+
+# -- the k-means start and the check against it (issue 29) ------------------------------------
+
+def _high_dim_blobs(seed: int = 0, n_per: int = 40, dim: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """3 blobs in 256-d, as far apart as noise along any one direction: k-means finds them, while a
+    random features head splits the 120 points any way its first assignment happens to, and DAC
+    then trains towards that split (every pair is 'confident' at once), like LFW or digits on
+    EfficientNet-Lite0's 1280-d features."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(3, dim)) * 0.35
+    y = np.repeat(np.arange(3), n_per)
+    return (centers[y] + rng.normal(size=(len(y), dim))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_starts_from_kmeans_where_a_random_network_ends_far_below_it(seed):
+    from core.cluster.kmeans import KMeans
+
+    X, y = _high_dim_blobs(seed)
+    kmeans = _acc(y, KMeans(n_clusters=3, random_state=seed).fit(X).labels_)
+    scratch = DAC(n_clusters=3, device="cpu", random_state=seed, **PAPER).fit(X)
+    default = DAC(n_clusters=3, device="cpu", random_state=seed).fit(X)
+    assert kmeans == 1.0 and _acc(y, scratch.labels_) < 0.6
+    assert _acc(y, default.labels_) >= kmeans
+    assert default.start_agreement_ >= 0.95               # the network learnt the start first
+    np.testing.assert_array_equal(default.start_labels_, KMeans(n_clusters=3, random_state=seed).fit(X).labels_)
+
+
+def test_guard_keeps_the_kmeans_start_when_dac_ends_below_it():
+    X, y = _high_dim_blobs(0)
+    est = DAC(n_clusters=3, start="none", device="cpu", random_state=0).fit(X)   # the guard is on
+    assert est.kept_start_ is True and _acc(y, est.labels_) == 1.0
+    np.testing.assert_array_equal(est.labels_, est.start_labels_)
+    np.testing.assert_array_equal(est.predict(X), est.labels_)        # new samples: the start's centroids
+    assert est.confidence_.shape == (len(X),) and ((est.confidence_ >= 0) & (est.confidence_ <= 1)).all()
+    last = est.history_[-1]
+    assert "epoch" not in last and last["kept_start"] is True and last["guard"] == "kNN modularity"
+    assert last["result_score"] < last["start_score"]
+    assert est.kept_reason_ == last["message"]
+    assert last["message"].startswith("DAC ended below its k-means start by kNN modularity (")
+    assert last["message"].endswith("; kept the start")
+    assert len(est.history_) == est.epochs + 1                       # the epochs, then the check
+    off = DAC(n_clusters=3, device="cpu", random_state=0, **PAPER).fit(X)
+    assert off.kept_start_ is False and off.guard_ is None and len(off.history_) == off.epochs
+
+
+def test_guard_reads_no_labels_and_keeps_seeded_determinism():
+    X, y = _high_dim_blobs(1)
+    plain = DAC(n_clusters=3, start="none", device="cpu", random_state=1).fit(X)     # no labels anywhere
+    scored = DAC(n_clusters=3, start="none", device="cpu", random_state=1).fit(X, eval_labels=y)
+    wrong = DAC(n_clusters=3, start="none", device="cpu", random_state=1).fit(X, eval_labels=np.zeros_like(y))
+    for other in (scored, wrong):
+        np.testing.assert_array_equal(other.labels_, plain.labels_)
+        assert other.kept_start_ == plain.kept_start_
+        assert other.history_[-1]["start_score"] == plain.history_[-1]["start_score"]
+    assert "acc" not in plain.history_[-1] and scored.history_[-1]["acc"] == 1.0
+    again = DAC(n_clusters=3, device="cpu", random_state=1).fit(X)
+    np.testing.assert_array_equal(again.labels_, DAC(n_clusters=3, device="cpu", random_state=1).fit(X).labels_)
+
+
+def test_kept_result_has_no_guard_record_and_corrections_skip_the_check():
+    X, y = _high_dim_blobs(2)
+    est = DAC(n_clusters=3, device="cpu", random_state=2).fit(X)
+    assert est.kept_start_ is False and est.guard_["kept_start"] is False
+    assert all("epoch" in r for r in est.history_)
+    fixed = np.full(len(y), -1)
+    fixed[:3] = 0                                   # a person's labels steer; the start is no reference
+    corrected = DAC(n_clusters=3, start="none", device="cpu", random_state=0).fit(X, fixed_labels=fixed)
+    assert corrected.guard_ is None and corrected.kept_start_ is False
+
+
+def test_guard_compare_scores_partitions_by_knn_modularity():
+    from core.cluster import dac_guard
+
+    rng = np.random.default_rng(0)
+    space = np.concatenate([c + rng.normal(0, 0.5, (30, 2)) for c in ([0, 0], [8, 0], [0, 8])])
+    truth = np.repeat(np.arange(3), 30)
+    renamed = (truth + 1) % 3
+    same = dac_guard.compare(space, truth, renamed)
+    assert same.keep_start is False and same.start == pytest.approx(same.result)   # nothing to choose
+    bad = truth.copy()
+    bad[truth == 2] = 1                              # two blobs merged...
+    bad[np.flatnonzero(truth == 0)[:15]] = 2         # ...and one split in two
+    worse = dac_guard.compare(space, truth, bad)
+    assert worse.keep_start is True and worse.result < worse.start - 0.1
+    assert worse.message("DAC", "its k-means start").startswith("DAC ended below its k-means start by kNN modularity")
+    better = dac_guard.compare(space, bad, truth)
+    assert better.keep_start is False and better.result > better.start + dac_guard.MARGIN
+    one_off = truth.copy()
+    one_off[0] = 1                                   # one sample in the wrong blob
+    assert dac_guard.compare(space, one_off, truth).keep_start is False
+    close = dac_guard.compare(space, one_off, truth, margin=0.05)   # better, but not by the margin
+    assert close.keep_start is True and close.start < close.result < close.start + 0.05
+    assert close.message("RUC", "its start").startswith("RUC did not end clearly above its start by kNN modularity")
+
+
+def test_kept_start_message_reads_the_history():
+    from core.cluster.dac_guard import kept_start_message
+
+    msg = "DAC ended below its k-means start by kNN modularity (0.500 against 0.600); kept the start"
+    assert kept_start_message([{"epoch": 1, "loss": 0.2}, {"guard": "kNN modularity", "kept_start": True,
+                                                             "message": msg}]) == msg
+    assert kept_start_message([{"epoch": 1}, {"guard": "kNN modularity", "kept_start": False}]) is None
+    assert kept_start_message([{"iteration": 3, "inertia": 1.0}]) is None and kept_start_message(None) is None
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(start="dac"), "start='dac' is not known; choose one of: kmeans, none"),
+        (dict(start_epochs=0), "start_epochs must be an integer >= 1"),
+        (dict(guard="yes"), "guard must be true or false"),
+    ],
+)
+def test_start_parameter_errors(params, message):
+    with pytest.raises(ParameterError, match=message):
+        DAC(n_clusters=2, epochs=1, device="cpu", **params).fit(np.zeros((4, 3), np.float32))
