@@ -221,6 +221,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _report_run(args: argparse.Namespace, result: Any, workspace: str) -> int:
     """What `run` and `retrain` print: skipped files on stderr; the summary (JSON or text)."""
     summary = result.summary()
+    from core.cluster.dac_guard import kept_start_message
+
+    kept = kept_start_message(result.history)   # DAC/RUC ended below their start: say so
+    if kept:
+        summary["kept_start"] = kept
     if result.dataset.skipped:
         print(f"skipped {len(result.dataset.skipped)} file(s):", file=sys.stderr)
         for s in result.dataset.skipped[:50]:
@@ -237,6 +242,8 @@ def _report_run(args: argparse.Namespace, result: Any, workspace: str) -> int:
         for key in ("acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"):
             if sc.get(key) is not None:
                 print(f"  {key:18s} {sc[key]:.4f}")
+        if kept:
+            print(f"  {kept}")
         print(f"  labels: {workspace}/{summary['artifacts']['labels_csv']}")
         if summary.get("route"):
             _print_route(summary["route"])

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from core.cluster.base import RUN_PARAMS
+from core.cluster.dac_guard import kept_start_message
 from core.data.base import ImageDataset
 from ui import engine
 from ui.state import get_state, set_algo_param, stop_job
@@ -197,6 +198,9 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
         n_unclean = int(unclean.sum())
         st.caption(f"RUC's final split: {len(labels) - n_unclean:,} clean, {n_unclean:,} unclean "
                    f"(the Review page shows the unclean ones first)")
+    kept = kept_start_message(rec.get("history"))   # DAC/RUC ended below their start: say so
+    if kept:
+        st.caption(kept)
     st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold), key=f"{key}_sizes")
     history = rec.get("history") or []
     fig = figures.run_history(history)
