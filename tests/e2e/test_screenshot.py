@@ -75,7 +75,10 @@ def test_readme_screenshot(browser, app_url: str) -> None:  # noqa: ANN001
 
         goto(page, "Cluster")
         page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_text(re.compile(r"Run #\d+")).first.wait_for(timeout=120_000)
+        # this session's run: the sidebar names it (the workspace may hold other tests' runs,
+        # whose "Run #N" the Cluster page lists at once)
+        page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"^Run: #\d+$")).first.wait_for(
+            timeout=120_000)
 
         goto(page, "Explore")
         page.get_by_text(re.compile(r"^Run #\d+: demo: digits, k=10\.")).first.wait_for(timeout=120_000)
