@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_browser import POINT_XY, goto, pick
+from tests.e2e.test_browser import HOVERED_IN_PLOTLY, POINT_XY, goto, pick
 
 pytestmark = pytest.mark.e2e
 
@@ -28,20 +28,14 @@ MAP_POINTS = """() => {
 }"""
 
 
-# The sample id of the point plotly hovers now (None when none). The preview lives in a
-# component's shadow root, so it is read through Playwright's locators, which pierce it.
-HOVERED = """() => {
-  const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
-  const h = (gd && gd._hoverdata) || [];
-  return h.length ? String(h[0].customdata) : null;
-}"""
+# The preview lives in a component's shadow root: read through Playwright's locators, which pierce it.
 
 
 def preview_of_hovered(page, seconds: float) -> str | None:  # noqa: ANN001
     """The id the preview shows once it shows the hovered point (None if it does not in time)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        hovered = page.evaluate(HOVERED)
+        hovered = page.evaluate(HOVERED_IN_PLOTLY)
         if hovered and page.locator(f'.cl-hover img[data-sample-id="{hovered}"]').count():
             return hovered
         page.wait_for_timeout(250)
