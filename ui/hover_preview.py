@@ -59,10 +59,14 @@ export default function (component) {
     timer = setTimeout(() => setStateValue('hover', id), 90);
   };
   const onUnhover = () => { clearTimeout(timer); box.classList.add('cl-stale'); };
+  // Plotly.purge (a rerun that redraws the chart) deletes the chart's on / removeListener
+  // methods, and its listeners with them: only a live chart has listeners to take off.
   const detach = (gd) => {
     if (!gd || !gd.__clHover) return;
-    gd.removeListener('plotly_hover', gd.__clHover.hover);
-    gd.removeListener('plotly_unhover', gd.__clHover.unhover);
+    if (typeof gd.removeListener === 'function') {
+      gd.removeListener('plotly_hover', gd.__clHover.hover);
+      gd.removeListener('plotly_unhover', gd.__clHover.unhover);
+    }
     delete gd.__clHover;
   };
   const attach = () => {
