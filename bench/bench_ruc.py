@@ -6,7 +6,6 @@ One command prints one table (mean and min over seeds; start -> after RUC; split
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset fmnist            # lite0@64 -> UMAP-10 -> k-means
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start dac
     OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits-simclr --start dac   # on the best start
-    OMP_NUM_THREADS=1 python bench/bench_ruc.py --dataset digits --start kmeans-umap --overcluster 2   # 12 -> 10
 
 Starting labels come from ``run_pipeline`` exactly as ``python -m core run`` makes them (same
 features, reduction and seed), so the "start" columns are the pipeline's own figures:
@@ -62,7 +61,7 @@ BENCH_DAC_NAME = {"digits": "digits", "fmnist": "fashion", "digits-simclr": "dig
 
 def pipeline_start(dataset: str, start: str, seed: int, ws: str, k: int = 10) -> dict:
     """The pipeline's labels for this seed plus what RUC needs (images, features, UMAP-10 map).
-    ``k``: clusters of the start (10 + ``--overcluster``)."""
+    ``k``: clusters of the start."""
     from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
     from core.pipeline import clustering_space, run_pipeline
 
@@ -161,8 +160,7 @@ def fit_one(job: dict) -> dict:
                 init_frac=float(m.initial_clean_mask_.mean()),
                 init_prec=clean_precision(first, m.initial_clean_mask_, y), rounds=rounds,
                 clean_frac=float(m.clean_mask_.mean()), clean_prec=clean_precision(m.labels_, m.clean_mask_, y),
-                seconds=secs, curve=[round(h["acc"], 3) for h in m.history_],
-                moves=[(mv["source"], mv["target"], mv["size"]) for mv in m.regroup_moves_])
+                seconds=secs, curve=[round(h["acc"], 3) for h in m.history_])
 
 
 def split_row(d: dict, strategy: str, params: dict, embedding: np.ndarray) -> tuple[float, float]:
@@ -190,12 +188,6 @@ def main() -> None:
     ap.add_argument("--embedding", choices=["umap", "start"], default="umap",
                     help="space of the selectors: the UMAP-10 map, or the space the start clustered in")
     ap.add_argument("--params", default="{}", help="RUC params overriding the tuned ones, a dict literal")
-    ap.add_argument("--overcluster", type=int, default=0,
-                    help="start with 10 + M clusters; RUC trains on them and merges back to 10 by kNN "
-                         "connectivity in the selectors' space (RUC's overcluster=M)")
-    ap.add_argument("--regroup", action="store_true",
-                    help="RUC's regroup=True: after training, move groups that sit apart from their cluster "
-                         "to the cluster their neighbours are in (kNN modularity), then train again")
     ap.add_argument("--rounds", type=int, default=1,
                     help="RUC again on its own output this many times in all (the app's retrain, without corrections)")
     ap.add_argument("--jobs", type=int, default=2, help="fits run side by side, one thread each")
@@ -209,15 +201,9 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ast
 
-    if a.overcluster < 0:
-        ap.error(f"--overcluster must be at least 0, got {a.overcluster}")
     params = {**PARAMS[a.dataset], **ast.literal_eval(a.params)}
-    if a.overcluster:
-        params.update(n_clusters=10, overcluster=a.overcluster)
-    if a.regroup:
-        params.update(regroup=True)
     t0 = time.perf_counter()
-    data = {s: pipeline_start(a.dataset, a.start, s, a.workspace, k=10 + a.overcluster) for s in a.seeds}
+    data = {s: pipeline_start(a.dataset, a.start, s, a.workspace, k=10) for s in a.seeds}
     t_start = time.perf_counter() - t0
     jobs = []
     for strat in a.strategies.split(","):
@@ -258,8 +244,6 @@ def main() -> None:
     for r in sorted(results, key=lambda r: (r["strategy"], r["seed"])):
         nets = f" (networks alone {r['networks_acc']:.3f})" if "networks_acc" in r else ""
         more = f" (ACC after each round {r['rounds']})" if len(r.get("rounds", [])) > 1 else ""
-        if r.get("moves"):   # regroup: (from, to, size) per move; ACC before it = the first phase's last epoch
-            more += f" (regroup moved {r['moves']} after ACC {r['curve'][len(r['curve']) // 2 - 1]})"
         print(f"  {r['strategy']:10s} seed {r['seed']}: start ACC {r['start'][0]:.3f} -> {r['final'][0]:.3f}"
               f"{more}{nets}; "
               f"ACC per epoch {r['curve']}", file=sys.stderr)
@@ -274,8 +258,7 @@ def main() -> None:
     st = np.array([scores(data[s]["truth"], data[s]["labels"]) for s in a.seeds])
     rounds_note = (f", {a.rounds} rounds (each on the last one's labels; ACC / split columns: the last round)"
                    if a.rounds > 1 else "")
-    over = f" with k = {10 + a.overcluster}" if a.overcluster else ""
-    print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]}{over} "
+    print(f"\n{DATA[a.dataset]} N={len(data[a.seeds[0]]['truth'])}, start = {start_name[a.dataset][a.start]} "
           f"(pipeline, seeds {a.seeds}; {t_start:.0f} s incl. cached features), RUC {params}, "
           f"selectors in {a.embedding}, X = {'images' if params.get('input') == 'images' else a.x}"
           f"{rounds_note}, fits on {a.device}{'' if a.device != 'cpu' else ' (one thread each)'}, {a.jobs} at a time\n")

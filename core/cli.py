@@ -191,8 +191,6 @@ def _epoch_line(rec: dict[str, Any]) -> str | None:
     if "acc" in rec:
         parts.append(f"ACC {rec['acc']:.3f}")
     head = f"  epoch {rec['epoch']}" + (f" (restart {rec['init']})" if "init" in rec else "")
-    if "regrouped" in rec:   # RUC's regroup: groups moved, training again from the moved labels
-        head = f"  regrouped {rec['regrouped']} samples; training again\n" + head
     return head + ": " + ", ".join(parts)
 
 

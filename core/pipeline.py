@@ -198,10 +198,8 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
         kwargs["embedding"] = X
     elif cfg.algo == "ruc":
         # RUC refines an initial clustering of the (reduced) features; its metric selector
-        # votes in that same space. overcluster: k + m clusters, merged back to k after training
-        # (a bad value is left to RUC's own check, which says what is wrong)
-        extra = est.overcluster if isinstance(est.overcluster, int) and est.overcluster > 0 else 0
-        initial = ClusterConfig(algo=est.initial, k=cfg.k + extra, metric=cfg.metric, seed=cfg.seed,
+        # votes in that same space
+        initial = ClusterConfig(algo=est.initial, k=cfg.k, metric=cfg.metric, seed=cfg.seed,
                                 params=dict(est.initial_params or {}))
         init_est = build_clusterer(initial, device=device).fit(X)
         kwargs["initial_labels"] = init_est.labels_

@@ -13,9 +13,8 @@ What is held, and how:
   the run's RUC started them or, without that, in the nearest current cluster (centroid in the
   clustering space), and are not held;
 - ``refine="start"`` (default): RUC refines, with the corrections applied, the labels the run's
-  RUC started from (saved with every RUC run as ``start.npy``; clusters merged away since are
-  mapped to where their members are now, so an ``overcluster`` run's start is refined with RUC's
-  merge applied, at k clusters), not RUC's own output, which RUC again drifts from
+  RUC started from (saved with every RUC run as ``start.npy``; clusters merged away since in the
+  review are mapped to where their members are now), not RUC's own output, which RUC again drifts from
   (Fashion-MNIST, 1,000 doubtful tiles reviewed: 0.817 from the output, 0.829 from the start;
   none: 0.761 -> 0.742, and the same run; bench/RESULTS.md, "The correction loop"). Runs without
   a start (k-means, DAC, older RUC runs) are refined from their current labels (run labels +
@@ -152,7 +151,7 @@ def retrain(workspace: str | Path, run_id: int, *, algo: str | None = None, para
                 say("retrain", 0.0, f"RUC refines what run {run_id}'s RUC started from, with the corrections "
                                     "applied (not its own output, which RUC again would drift from)")
                 gone = np.setdiff1d(np.unique(raw_start), classes)
-                if len(gone):   # merged in the review, or by RUC's overcluster
+                if len(gone):   # merged in the review
                     say("retrain", 0.0, f"run {run_id}'s RUC started from {len(np.unique(raw_start))} clusters; "
                                         f"cluster(s) {', '.join(map(str, gone))} merged away since, so their "
                                         "members start in the cluster most of them are in now")

@@ -204,7 +204,8 @@ def test_algorithms_lists_each_param_with_its_default_choices_and_doc():
     assert out.startswith("ruc: Refine the labels of an existing clustering by robust co-training.")
     assert '  --param strategy="hybrid"  one of: confidence, metric, hybrid\n' in out
     assert "  --param tau=0.5\n      confidence threshold of the initial split" in out
-    assert "  --param regroup=false\n      after training, move each group that sits apart" in out
+    assert "  --param guard=true\n      when the networks train on the space the start clustered in" in out
+    assert "regroup" not in out and "overcluster" not in out           # pruned: hurt Fashion-MNIST
     assert "--param n_clusters" not in out and "--param device" not in out   # run's --k / --device
     rows = json.loads(cli("algorithms", "--json").stdout)
     assert [r["name"] for r in rows] == ["kmeans", "dac", "ruc"]
@@ -220,8 +221,6 @@ def test_training_epochs_print_as_short_lines():
     ruc = {"epoch": 6, "loss": 1.2174964, "clean_size": 945, "clean_fraction": 0.52532,
            "clean_precision": 0.94612, "acc": 0.87813, "seconds": 3.2}
     assert _epoch_line(ruc) == "  epoch 6: loss 1.2175, clean 52.5 % (precision 0.946), ACC 0.878"
-    again = {"epoch": 21, "loss": 0.5, "clean_fraction": 0.5, "regrouped": 98}   # RUC's regroup
-    assert _epoch_line(again) == "  regrouped 98 samples; training again\n  epoch 21: loss 0.5000, clean 50.0 %"
     dac = {"epoch": 3, "upper": 0.9, "lower": 0.5, "selected_fraction": 0.4131, "loss": 0.2246,
            "mean_confidence": 0.7, "init": 2}
     assert _epoch_line(dac) == "  epoch 3 (restart 2): loss 0.2246, selected 41.3 %"

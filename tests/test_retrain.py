@@ -251,30 +251,3 @@ def test_refusals_are_clear_and_record_nothing(workspace, tmp_path):
     run, _, _ = make_run(bare)                          # a run recorded without a RunConfig
     with pytest.raises(ParameterError, match="no stored configuration"):
         retrain(bare, run)
-
-
-def test_an_overclustered_ruc_run_has_k_clusters_and_retrains_from_its_start(tmp_path):
-    """RUC with overcluster=1 starts from k + 1 clusters (saved as the run's start), merges back
-    to k; a retrain refines that start with the merge applied (the merged-away cluster mapped to
-    where its members are), at k clusters, and says so."""
-    cfg = _cfg(tmp_path, "ruc")
-    params = {**PARAMS["ruc"], "overcluster": 1}
-    cfg = cfg.with_(cluster=ClusterConfig(algo="ruc", k=10, reduce="pca:20", params=params))
-    res = pipeline.run_pipeline(cfg)
-    with Store(tmp_path) as store:
-        start = np.load(store.abs(store.run(res.run_id)["artifacts"]["start"]))
-    kept = np.unique(res.labels)
-    assert len(np.unique(start)) == 11 and len(kept) == 10
-    assert set(kept) < set(np.unique(start))                        # one start id merged away
-    assert res.scores["n_clusters"] == 10
-    messages = []
-    again = retrain(tmp_path, res.run_id, progress=lambda st, f, m: messages.append(m))
-    (gone,) = set(np.unique(start)) - set(kept)
-    said = f"started from 11 clusters; cluster(s) {gone} merged away since, so their members"
-    assert any(said in m for m in messages)
-    assert not any("pass another seed" in m for m in messages)     # not the same run again
-    with Store(tmp_path) as store:
-        restart = np.load(store.abs(store.run(again.run_id)["artifacts"]["start"]))
-    merged_into = np.bincount(res.labels[start == gone]).argmax()
-    np.testing.assert_array_equal(restart, np.where(start == gone, merged_into, start))
-    assert set(np.unique(again.labels)) <= set(kept)

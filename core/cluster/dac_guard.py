@@ -8,7 +8,7 @@ the start clustered in, and the trained one replaces the start only when it scor
 
 The score: Newman modularity of the partition on the symmetrised kNN graph (10 cosine
 neighbours in the centred space, :func:`core.cluster.ruc_select.knn_indices`;
-:func:`core.cluster.ruc_regroup.modularity`). It rewards clusters whose members' neighbours are
+:func:`core.cluster.knn_graph.modularity`). It rewards clusters whose members' neighbours are
 members too, against what the cluster sizes alone would give, so neither merging two classes
 nor splitting one pays. Checked against ACC (ground truth, for this check only) on 131 DAC and
 RUC fits (digits, Fashion-MNIST test, LFW; pixels, EfficientNet-Lite0 features, UMAP-10 maps;
@@ -57,7 +57,7 @@ class Verdict:
 
 def partition_score(neighbors: np.ndarray, labels: np.ndarray) -> float:
     """Modularity of ``labels`` (N,) on the kNN graph ``neighbors`` (N, K)."""
-    from core.cluster.ruc_regroup import modularity
+    from core.cluster.knn_graph import modularity
 
     labels = np.unique(np.asarray(labels), return_inverse=True)[1]
     return float(modularity(neighbors, labels, int(labels.max()) + 1))

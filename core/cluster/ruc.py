@@ -28,21 +28,10 @@ kept (its one sample stays clean) but may lose or gain members during training. 
 deleted: when both networks would move every member of a cluster elsewhere, its initial clean
 samples stay in it.
 
-``overcluster=m``: the initial clustering gets k + m clusters, RUC trains on them, and the two
-clusters most connected in the embedding's kNN graph are merged until k remain
-(:mod:`core.cluster.ruc_merge`). For data where one class is two groups and k-means puts one of
-them with another class (digits, pixels -> UMAP-10 -> k-means: 0.911 with k, 0.953 on every
-seed with ``overcluster=2``; but 0.907 with 1 and 0.886 with 3, and it costs Fashion-MNIST 6 to 11
-points: bench/RESULTS.md "RUC", "Overcluster"). Off by default. A merged cluster keeps the lower id (or the id a
-person gave); the other id is gone from ``labels_`` (``initial_labels_`` still has it). Two
-clusters that both hold corrections are never merged.
-
-``regroup=True``: after training, a group that sits apart from the rest of its cluster and is
-linked to another cluster in the embedding's kNN graph moves there when that raises the graph's
-modularity (:mod:`core.cluster.ruc_regroup`); RUC then trains again from the moved labels, with
-fresh networks. Label-noise repair cannot do this: a tight group agrees with itself. Off by
-default; for data whose classes are separate groups in the embedding (digits), not where classes
-overlap (Fashion-MNIST): figures in bench/RESULTS.md "RUC", "Regroup". Corrected samples never move.
+Two options tuned on the digits once, ``overcluster`` (start with k + m clusters, merge back by kNN
+connectivity) and ``regroup`` (move a group apart from its cluster to the one it is linked to),
+left the code: each helped digits on one setting and cost Fashion-MNIST 4 to 11 points
+(issue 29, item 6: an option stays only when it earns its place on more than one data set).
 """
 from __future__ import annotations
 
@@ -52,11 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.cluster import ruc_regroup
 from core.cluster import ruc_select as sel
 from core.cluster.base import BaseClusterer, Callback, history_scores
 from core.cluster.inputs import input_tensor
-from core.cluster.ruc_merge import merge_plan
 from core.cluster.ruc_train import State, TrainSpec, predict_probs, train
 from core.device import resolve_device, set_cpu_threads
 from core.errors import ParameterError
@@ -72,15 +59,6 @@ class RUC(BaseClusterer):
 
     Parameters (keyword-only; stored as given, checked in ``fit``):
         n_clusters: number of clusters; None = the ids present in the initial labels.
-        overcluster: extra clusters for the initial clustering, merged away after training by
-            kNN connectivity in the embedding (needs n_clusters; initial labels may then hold
-            up to n_clusters + overcluster clusters). 0 = off.
-        regroup: after training, move each group that sits apart from the rest of its cluster
-            (at least 1 % of the samples) to the cluster its kNN neighbours are in, while that
-            raises the kNN graph's modularity, then train again from the moved labels (about twice the
-            time; ``history_`` runs on to 2 * epochs). Only when some group moved. For classes
-            that are separate groups (digits); it hurts where classes overlap (Fashion-MNIST).
-            Not with overcluster.
         initial: registry name of the clusterer run when ``fit`` gets no ``initial_labels``.
         initial_params: extra parameters for that clusterer.
         strategy: clean-set selection: "confidence" | "metric" | "hybrid" (see ruc_select).
@@ -122,7 +100,7 @@ class RUC(BaseClusterer):
             pixels, features apart from the embedding): the start's own space favours the start
             there (digits, pixels -> UMAP-10 -> k-means -> RUC on the images, bench/RESULTS.md's
             recipe: 0.911 against a 0.899 start, yet 0.861 against 0.893 by that check). Nor
-            after a stop, with overcluster (its start has more clusters) or with corrections.
+            after a stop or with corrections.
         input: "auto" | "features" | "images" | "pixels". "pixels" is the features variant on
             X = flattened raw pixels in [0, 1] (N, D); the pipeline passes the dataset's pixels
             for it, so the heads see a second view while the selectors work in the space the
@@ -136,9 +114,8 @@ class RUC(BaseClusterer):
     networks' (aligned) prediction; ``confidence_`` (N,) ensemble probability of the
     label (1.0 for corrected samples), ``clean_mask_`` (N,) final split (show ~clean first in
     review), ``initial_clean_mask_``, ``initial_labels_``, ``probabilities_`` (N, k) with
-    columns ordered as ``classes_``, ``n_clusters_``, ``history_``, ``regroup_moves_`` (one dict
-    per group moved: ``source``, ``target`` cluster ids, ``size``, ``cut``, ``link``, ``modularity``),
-    ``kept_start_``, ``kept_reason_``, ``guard_`` (the check's scores; None when it did not run).
+    columns ordered as ``classes_``, ``n_clusters_``, ``history_``, ``kept_start_``,
+    ``kept_reason_``, ``guard_`` (the check's scores; None when it did not run).
     With the start kept, ``labels_`` are the starting labels, ``confidence_`` and
     ``probabilities_`` their centroid probabilities, ``clean_mask_`` the initial split, and
     ``predict`` refuses (the networks do not give those labels).
@@ -150,8 +127,6 @@ class RUC(BaseClusterer):
         self,
         *,
         n_clusters: int | None = None,
-        overcluster: int = 0,
-        regroup: bool = False,
         initial: str = "kmeans",
         initial_params: dict[str, Any] | None = None,
         strategy: str = "hybrid",
@@ -179,8 +154,6 @@ class RUC(BaseClusterer):
         random_state: int | None = 0,
     ) -> None:
         self.n_clusters = n_clusters
-        self.overcluster = overcluster
-        self.regroup = regroup
         self.initial = initial
         self.initial_params = initial_params
         self.strategy = strategy
@@ -257,10 +230,6 @@ class RUC(BaseClusterer):
         labels0 = np.where(fixed, fixed_ids, init)
 
         clean0, neighbors = self._initial_split(emb, labels0, k, fixed_ids)
-        self._merge = None
-        if self.overcluster and k > self.n_clusters:   # join the extra clusters after each epoch
-            graph = neighbors if neighbors is not None else sel.knn_indices(emb, self.k_neighbors)
-            self._merge = (graph, np.bincount(fixed_ids[fixed], minlength=k) > 0)
 
         dev = resolve_device(self.device)
         if dev.type == "cpu":
@@ -295,8 +264,6 @@ class RUC(BaseClusterer):
                 "epoch": run["offset"] + epoch, "loss": float(loss), "clean_size": int(st.clean.sum()),
                 "clean_fraction": float(st.clean.mean()), "seconds": float(seconds),
             }
-            if run["offset"] and epoch == 1:   # the first epoch after regrouping: how many samples moved
-                rec["regrouped"] = sum(m["size"] for m in self.regroup_moves_)
             if eval_labels is not None:   # scoring only: nothing below feeds back into training
                 rec["clean_precision"] = clean_precision(self.labels_, st.clean, eval_labels)
                 try:
@@ -318,22 +285,10 @@ class RUC(BaseClusterer):
         self.initial_labels_ = classes[labels0]
         self.initial_clean_mask_ = clean0
         self.classes_ = classes
-        self.regroup_moves_: list[dict] = []
         t0 = time.perf_counter()
         nets = train_from(labels0, clean0, neighbors)
-        if self.regroup and not run["stopped"]:
-            graph = neighbors if neighbors is not None else sel.knn_indices(emb, self.k_neighbors)
-            moved, moves = ruc_regroup.regroup(
-                emb, graph, np.searchsorted(classes, self.labels_), k, min_group=max(5, n // 100),
-                frozen=fixed, seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
-            self.regroup_moves_ = [{**m, "source": int(classes[m["source"]]), "target": int(classes[m["target"]])}
-                                   for m in moves]
-            if moves:   # train again from the moved labels, with a fresh split
-                run["offset"] = len(self.history_)
-                clean1, neighbors = self._initial_split(emb, moved, k, fixed_ids)
-                nets = train_from(moved, clean1, neighbors)
         self.kept_start_, self.kept_reason_, self.guard_ = False, None, None
-        if self.guard and same_view and not run["stopped"] and self._merge is None and not fixed.any():
+        if self.guard and same_view and not run["stopped"] and not fixed.any():
             self._guard(emb, labels0, clean0, classes, eval_labels, dev)
         self.fit_seconds_ = time.perf_counter() - t0
         self.networks_ = nets
@@ -351,7 +306,7 @@ class RUC(BaseClusterer):
             raise ParameterError(f"the model was trained on {self.input_kind_}, got {kind}")
         Xin = (Xt - self._mean) / self._std if kind == "features" else Xt
         probs = predict_probs(self.networks_, Xin, max(256, self.batch_size), self.device_).numpy()
-        return self.classes_[_sum_columns(probs, self._column, len(self.classes_)).argmax(1)]
+        return self.classes_[probs.argmax(1)]
 
     # ------------------------------------------------------------------ helpers
     def _guard(self, emb: np.ndarray, labels0: np.ndarray, clean0: np.ndarray, classes: np.ndarray,
@@ -404,18 +359,8 @@ class RUC(BaseClusterer):
             raise ParameterError("lr, temperature and mixup_alpha must be positive, lambda_u non-negative")
         if self.n_clusters is not None and self.n_clusters < 2:
             raise ParameterError(f"n_clusters must be at least 2, got {self.n_clusters}")
-        if int(self.overcluster) != self.overcluster or self.overcluster < 0:
-            raise ParameterError(f"overcluster must be a whole number >= 0, got {self.overcluster}")
-        if self.overcluster and self.n_clusters is None:
-            raise ParameterError("overcluster needs n_clusters: the number of clusters to merge back to")
-        if not isinstance(self.regroup, (bool, np.bool_)):
-            raise ParameterError(f"regroup must be true or false, got {self.regroup!r}")
         if not isinstance(self.guard, (bool, np.bool_)):
             raise ParameterError(f"guard must be true or false, got {self.guard!r}")
-        if self.regroup and self.overcluster:
-            raise ParameterError("regroup and overcluster cannot be combined (both redraw clusters after "
-                                 "training): choose one")
-
         arr = X.detach().cpu() if isinstance(X, torch.Tensor) else input_tensor(np.asarray(X))
         if arr.ndim not in (2, 3, 4) or len(arr) < 2:
             raise ParameterError(
@@ -447,7 +392,7 @@ class RUC(BaseClusterer):
             raise ParameterError("give initial_labels, or n_clusters so the initial clustering can run")
         from core.cluster.registry import make_clusterer
 
-        params = {"n_clusters": self.n_clusters + int(self.overcluster),
+        params = {"n_clusters": self.n_clusters,
                   "random_state": int(torch.randint(2**31 - 1, (1,), generator=gen))}
         params.update(self.initial_params or {})
         return make_clusterer(self.initial, **params).fit(emb).labels_
@@ -459,14 +404,7 @@ class RUC(BaseClusterer):
             raise ParameterError("initial_labels must be cluster ids >= 0 (found a negative id)")
         fixed = np.full_like(init, -1) if fixed is None else fixed
         used = np.concatenate([init, fixed[fixed >= 0]])
-        if self.overcluster:
-            classes = np.unique(used)
-            most = self.n_clusters + int(self.overcluster)
-            if len(classes) > most:
-                raise ParameterError(
-                    f"the labels hold {len(classes)} clusters; with n_clusters={self.n_clusters} and "
-                    f"overcluster={self.overcluster} at most {most}: raise overcluster or pass fewer clusters")
-        elif self.n_clusters is not None:
+        if self.n_clusters is not None:
             if used.max() >= self.n_clusters:
                 raise ParameterError(
                     f"labels use cluster id {used.max()} but n_clusters={self.n_clusters}; "
@@ -514,29 +452,12 @@ class RUC(BaseClusterer):
         # networks agreed on): report them; the networks relabel only the unclean samples
         pred = np.where(fixed | st.clean, st.labels, st.probs.argmax(1))
         probs = st.probs
-        column = np.arange(len(classes))
-        if self._merge is not None:   # overcluster: join the most connected clusters, sum their columns
-            graph, keep_apart = self._merge
-            plan = merge_plan(graph, pred, len(classes), self.n_clusters, keep_apart)
-            survivors = np.unique(plan)
-            column = np.searchsorted(survivors, plan)
-            pred = column[pred]
-            probs, classes = _sum_columns(probs, column, len(survivors)), classes[survivors]
         self.labels_ = classes[pred].astype(np.int64)
         self.confidence_ = np.where(fixed, 1.0, probs[np.arange(len(pred)), pred]).astype(np.float64)
         self.clean_mask_ = st.clean.copy()
         self.probabilities_ = probs
         self.classes_ = classes
-        self._column = column   # network output column -> column of the merged result
         self.n_clusters_ = len(classes)
-
-
-def _sum_columns(probs: np.ndarray, column: np.ndarray, n: int) -> np.ndarray:
-    """(N, k) -> (N, n): column j of ``probs`` added into column ``column[j]`` (overcluster:
-    the probabilities of merged clusters summed; the identity when nothing was merged)."""
-    out = np.zeros((len(probs), n), dtype=probs.dtype)
-    np.add.at(out.T, column, probs.T)
-    return out
 
 
 def clean_precision(labels: np.ndarray, clean: np.ndarray, truth: np.ndarray) -> float:

@@ -80,8 +80,8 @@ def test_ruc_from_the_cluster_page_with_its_pick_lists(app: AppTest, allowed: Pa
     # each control's tooltip is the estimator's docstring entry
     assert app.selectbox(key="p_ruc_strategy").help.startswith("clean-set selection")
     assert app.number_input(key="p_ruc_tau").help.startswith("confidence threshold of the initial split")
-    regroup = app.checkbox(key="p_ruc_regroup")                    # a true/false option is a checkbox, off
-    assert regroup.value is False and regroup.help.startswith("after training, move each group that sits apart")
+    guard = app.checkbox(key="p_ruc_guard")                        # a true/false option is a checkbox, on
+    assert guard.value is True and guard.help.startswith("when the networks train on the space the start")
     assert [t.key for t in app.text_input if t.key and t.key.startswith("p_ruc_")] == ["p_ruc_initial_params"]
     app.selectbox(key="p_ruc_input").select("pixels").run()
     app.selectbox(key="p_ruc_strategy").select("confidence").run()

@@ -347,7 +347,7 @@ def test_a_repaired_start_is_kept_and_gets_no_record(blobs, fitted):
     assert all("epoch" in r for r in fitted.history_)
 
 
-def test_no_check_on_another_view_with_corrections_or_overcluster(drifting):
+def test_no_check_on_another_view_or_with_corrections(drifting):
     X, y, start = drifting
     # heads on a view that carries no clusters, the start in the embedding: the start's own space
     # would favour the start whatever the view gave, so no check (the images recipe, bench)
@@ -358,7 +358,5 @@ def test_no_check_on_another_view_with_corrections_or_overcluster(drifting):
     fixed[:4] = start[:4]
     corrected = RUC(**FAST).fit(X, initial_labels=start, fixed_labels=fixed)
     assert corrected.guard_ is None and corrected.kept_start_ is False
-    over = RUC(n_clusters=5, overcluster=1, **FAST).fit(X, initial_labels=start)
-    assert over.guard_ is None and over.n_clusters_ == 5
     with pytest.raises(ParameterError, match="guard must be true or false"):
         RUC(guard="on", **FAST).fit(X, initial_labels=start)
