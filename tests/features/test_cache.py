@@ -18,15 +18,15 @@ from tests.features.conftest import ArrayDataset
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts real extractions (the model runs once per call)."""
+    """Counts real extractions (a model is built once per call that extracts)."""
     calls: list[str] = []
-    real = extract_mod.extract_features
+    real = extract_mod.FeatureMapper
 
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         calls.append(a[1])
         return real(*a, **k)
 
-    monkeypatch.setattr(extract_mod, "extract_features", spy)
+    monkeypatch.setattr(extract_mod, "FeatureMapper", spy)
     return calls
 
 
@@ -64,16 +64,31 @@ def test_key_parts_change_the_key(tmp_path: Path, gray_arrays: np.ndarray) -> No
     assert feature_key(feature_key_parts(ds, "checkpoint", checkpoint=p)) != k1
 
 
-def test_shards_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "SHARD_ROWS", 4)
+def test_entry_is_one_memory_mapped_matrix_and_old_sharded_entries_still_read(tmp_path: Path) -> None:
     a = np.random.default_rng(0).random((10, 3), dtype=np.float32)
     cache, key = FeatureCache(tmp_path), "ab" * 16
     cache.put(key, a, {"note": "x"})
-    assert json.loads((tmp_path / key / "index.json").read_text())["shards"] == [
-        "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
-    np.testing.assert_array_equal(cache.get(key), a)
-    (tmp_path / key / "shard-00001.npy").write_bytes(b"garbage")   # damaged entry: a miss
+    index = json.loads((tmp_path / key / "index.json").read_text())
+    assert (index["format"], index["file"], index["shape"]) == ("clusterlens-features/2", "features.npy", [10, 3])
+    got = cache.get(key)
+    np.testing.assert_array_equal(got, a)
+    assert isinstance(got.base, np.memmap) and not got.flags.writeable   # mapped, not read into memory
+    assert isinstance(cache.get(key, mmap=False), np.ndarray) and cache.get(key, mmap=False).flags.writeable
+    # an entry in the layout before this one (format 1: shard-*.npy listed in the index)
+    old = "12" * 16
+    (tmp_path / old).mkdir()
+    for i, start in enumerate(range(0, 10, 4)):
+        np.save(tmp_path / old / f"shard-{i:05d}.npy", a[start: start + 4])
+    (tmp_path / old / "index.json").write_text(json.dumps({
+        "format": "clusterlens-features/1", "key": old, "shape": [10, 3], "dtype": "float32", "shard_rows": 4,
+        "shards": ["shard-00000.npy", "shard-00001.npy", "shard-00002.npy"], "meta": {}}))
+    np.testing.assert_array_equal(cache.get(old), a)
+    (tmp_path / old / "shard-00001.npy").write_bytes(b"garbage")   # damaged entry: a miss
+    assert cache.get(old) is None
+    (tmp_path / key / "features.npy").write_bytes(b"\x93NUMPY garbage")
     assert cache.get(key) is None
+    cache.put(key, a)   # a damaged entry is replaced, not kept
+    np.testing.assert_array_equal(cache.get(key), a)
 
 
 def test_crash_during_put_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
