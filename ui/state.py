@@ -199,6 +199,8 @@ def adopt_finished_job() -> None:
         return
     if job.status == "cancelled":
         s.notice = f"{job.title} stopped; nothing from it is shown as finished."
+        if job.kind == "features" and job.error:   # extraction keeps its finished shards and resumes
+            s.notice = f"{job.title} stopped: {job.error}."
         return
     if job.status == "failed":
         s.error = f"{job.title} failed: {job.error}"
