@@ -25,6 +25,16 @@ from core.store import Store
 OUTLIER = -1
 REVIEW_ORDERS = ("doubtful", "sample", "confidence", "index")
 UNDOABLE = ("move", "outlier", "merge", "split", "rename")
+PERSON_OPS = ("move", "outlier")   # edits where a person decided about each image they name
+
+
+def cluster_name(cluster: int, names: dict[int, str] | None = None) -> str:
+    """A cluster's one name, on every page, plot and export: its given name when it was renamed
+    (or carried over by a retrained run), else ``cluster_<id>``; -1 is ``outliers``."""
+    c = int(cluster)
+    if names and names.get(c):
+        return names[c]
+    return "outliers" if c == OUTLIER else f"cluster_{c}"
 
 
 @dataclass
@@ -32,6 +42,7 @@ class _State:
     version: int
     labels: np.ndarray            # (N,) current labels
     touched: np.ndarray           # (N,) bool: changed by an applied edit
+    by_person: np.ndarray         # (N,) bool: named by an applied move / outlier edit (a person looked)
     ever: set[int]                # every cluster id the run has ever used (base or any edit)
     names: dict[int, str]         # current names (renamed clusters only)
     applied: list[int]            # undo stack: applied undoable edit ids, oldest first
@@ -82,6 +93,14 @@ class ReviewSession:
         self.refresh()
         return self._state.touched.copy()
 
+    def person_mask(self) -> np.ndarray:
+        """(N,) bool: samples a person moved or marked as outliers (an applied move / outlier
+        edit names them). A split or merge changes labels of images nobody looked at one by one:
+        those are in :meth:`corrected_mask` but not here. What the page counts as corrected
+        and checked, and what leaves the review queue."""
+        self.refresh()
+        return self._state.by_person.copy()
+
     def fixed_labels(self) -> np.ndarray:
         """(N,) int64: the corrected label where a person changed it, else -1 (for DAC / RUC
         retraining via ``core.pipeline.cluster(..., fixed_labels=...)``). Samples marked as
@@ -108,7 +127,7 @@ class ReviewSession:
     def cluster_names(self) -> dict[int, str]:
         """Names of the current clusters (default ``cluster_<id>``) plus -1 → ``outliers``."""
         self.refresh()
-        out = {c: self._state.names.get(c, f"cluster_{c}") for c in self.clusters()}
+        out = {c: cluster_name(c, self._state.names) for c in self.clusters()}
         out[OUTLIER] = "outliers"
         return out
 
@@ -262,7 +281,9 @@ class ReviewSession:
         percentile ranks: low confidence and, with ``features``, the Mahalanobis outlier score
         within the current cluster), "sample" (a random order, fixed by ``seed``, default the
         run id: a spot check), "confidence" (lowest confidence first) or "index".
-        Samples already corrected (or marked outliers) are left out unless ``include_corrected``.
+        Samples a person already moved (or marked outliers, :meth:`person_mask`) and current
+        outliers are left out unless ``include_corrected``; images a split or merge moved stay
+        in: nobody looked at them.
 
         Why "sample": the doubtful queue finds the most wrong images per tile, but not the ones
         the model is sure of, and a group of those (a kind of image sitting in another kind's
@@ -280,7 +301,7 @@ class ReviewSession:
             raise ParameterError(f"unknown review order {order!r}; choose one of: {', '.join(REVIEW_ORDERS)}")
         st = self._fresh()
         n = len(st.labels)
-        keep = np.ones(n, bool) if include_corrected else ~st.touched & (st.labels >= 0)
+        keep = np.ones(n, bool) if include_corrected else ~st.by_person & (st.labels >= 0)
         if order == "index":
             return np.flatnonzero(keep)
         if order == "sample":       # one fixed shuffle of all rows, so pages stay put as edits remove rows
@@ -367,6 +388,8 @@ class ReviewSession:
         if ev == st.version:          # we were current: update in memory instead of replaying
             st.labels[rows] = targets
             st.touched[rows] = True
+            if op in PERSON_OPS:
+                st.by_person[rows] = True
             st.ever.update(int(t) for t in np.unique(targets))
             st.applied.append(v)
             st.undone.clear()
@@ -399,7 +422,9 @@ class ReviewSession:
         version = edits[-1]["id"] if edits else 0
         labels = self.base_labels.copy()
         touched = np.zeros(len(labels), bool)
+        by_person = np.zeros(len(labels), bool)
         corr = self.store.corrections(self.run_id)
+        applied_set = set(applied)
         ever = {int(c) for c in np.unique(labels)}
         if len(corr):
             ever.update(int(c) for c in np.unique(corr[:, 3]))
@@ -410,13 +435,14 @@ class ReviewSession:
                 last = rev[first]
                 labels[last[:, 1]] = last[:, 3]
                 touched[last[:, 1]] = True
+                person = [e["id"] for e in edits if e["op"] in PERSON_OPS and e["id"] in applied_set]
+                by_person[on[np.isin(on[:, 0], np.asarray(person, dtype=np.int64)), 1]] = True
         names: dict[int, str] = dict(self.base_names)
-        applied_set = set(applied)
         for r in self.store.name_records(self.run_id):
             if r["edit_id"] in applied_set:
                 names[int(r["cluster"])] = r["name"]
         ever.discard(OUTLIER)
-        return _State(version=version, labels=labels, touched=touched, ever=ever, names=names,
+        return _State(version=version, labels=labels, touched=touched, by_person=by_person, ever=ever, names=names,
                       applied=applied, undone=undone)
 
 

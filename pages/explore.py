@@ -1,7 +1,7 @@
 """Explore: a 2-D map of the images; select a region to see exactly those images; browse each cluster."""
 import streamlit as st
 
-from ui import engine, figures, gallery
+from ui import engine, figures, gallery, review
 from ui.frame import frame
 from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
@@ -21,11 +21,13 @@ if changed:   # the map and features are the folder's new rows, the run's labels
     st.warning(plain(changed) + " The map needs the run's own images: review the run on the Review page, "
                "or cluster the folder again.")
     st.stop()
-labels, confidence = engine.assignments(str(cfg.workspace), run_id)
+view = review.load_view(cfg.workspace, run_id)   # the run's current labels: its edit log replayed
+labels, confidence, name = view.labels, view.confidence, view.name
 index = engine.id_index(ds.fingerprint, ds)
 truth = ds.labels if ds.has_labels else None
 class_names = ds.class_names or ([str(i) for i in range(int(truth.max()) + 1)] if truth is not None else None)
-st.caption(f"Run #{run_id}: {plain(state.data_label)}, k={int(labels.max()) + 1}.")
+fixed = f", {view.n_corrected:,} image(s) corrected on the Review page" if view.n_corrected else ""
+st.caption(f"Run #{run_id}: {plain(state.data_label)}, {len(view.clusters)} clusters{fixed}.")
 
 # -- the map ---------------------------------------------------------------------------------
 methods = dict(zip(MAP_METHODS, ["PCA (instant)", "t-SNE (keeps neighbours)", "UMAP (separates clusters)"],
@@ -51,15 +53,15 @@ if xy is None:
 if state.color_by == "confidence":
     fig = figures.scatter(xy, ds.ids, None, None, values=confidence, value_name="confidence")
 elif state.color_by == "true label":
-    fig = figures.scatter(xy, ds.ids, truth, class_names)
+    fig = figures.scatter(xy, ds.ids, truth, class_names, palette=figures.class_colour)
 else:
-    fig = figures.scatter(xy, ds.ids, labels, [f"cluster {c}" for c in range(int(labels.max()) + 1)])
+    fig = figures.scatter(xy, ds.ids, labels, name)
 chart, preview = st.columns([5, 1])
 chart.plotly_chart(fig, key="map_chart", selection_mode=("points", "box", "lasso"),
                    on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
                    config={"scrollZoom": True, "displaylogo": False})
 with preview:
-    hover_preview(ds, index, lambda r: gallery.describe(r, labels, confidence, ds.ids, class_names, truth),
+    hover_preview(ds, index, lambda r: gallery.describe(r, labels, confidence, ds.ids, class_names, truth, name=name),
                   chart_key="map_chart")
 st.caption("**Hover** a point to see its image beside the map; **click** a point, or draw a lasso or box "
            "(toolbar), to see exactly the images inside it below. Double-click clears the selection.")
@@ -68,27 +70,29 @@ if state.selected_ids:
     rows = gallery.rows_of(state.selected_ids, index)
     st.subheader(f"Selection: {len(rows):,} image(s)")
     shown, _, _ = paged(rows, "w_sel_page", state.gallery.sel_page, lambda p: set_gallery(sel_page=p))
-    image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth), grid_id="selection-grid",
+    image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth, name=name,
+                                 corrected=view.corrected), grid_id="selection-grid",
                size=96 if len(rows) <= 4 else 64)
 
 # -- clusters --------------------------------------------------------------------------------
-k = int(labels.max()) + 1
+choices = review.browse_choices(view)   # current clusters (+ the outliers a person marked)
 st.subheader("Clusters at a glance: the most typical images of each")
-for c in range(k):
-    st.caption(f"Cluster {c} · {int((labels == c).sum()):,} images")
-    image_grid(ds, gallery.tiles(gallery.prototypes(labels, confidence, c), labels, confidence, ds.ids),
-               grid_id=f"proto-{c}", size=48)
+for c in view.clusters:
+    st.caption(f"{plain(name(c))} · {view.size(c):,} images")
+    image_grid(ds, gallery.tiles(gallery.prototypes(labels, confidence, c), labels, confidence, ds.ids, name=name,
+                                 corrected=view.corrected), grid_id=f"proto-{c}", size=48)
 
 st.subheader("Cluster gallery")
 a, b = st.columns(2)
-cluster = a.selectbox("Cluster", list(range(k)), index=min(state.gallery.cluster or 0, k - 1),
-                      format_func=lambda c: f"Cluster {c} ({int((labels == c).sum()):,} images)",
+cluster = a.selectbox("Cluster", choices, index=choices.index(state.gallery.cluster)
+                      if state.gallery.cluster in choices else 0, format_func=view.label,
                       **bind("w_gallery_cluster", lambda s, v: set_gallery(cluster=int(v), page=1)))
 b.radio("Order", gallery.ORDERS, index=gallery.ORDERS.index(state.gallery.order), horizontal=True,
         **bind("w_gallery_order", lambda s, v: set_gallery(order=v, page=1)))
 rows = gallery.cluster_rows(labels, confidence, cluster, state.gallery.order)
 shown, page, pages = paged(rows, f"w_gallery_page_{cluster}_{state.gallery.order}", state.gallery.page,
                            lambda p: set_gallery(page=p))
-st.caption(f"Cluster {cluster}: {len(rows):,} images — showing {len(shown)} (page {page} of {pages}), "
+st.caption(f"{plain(name(cluster))}: {len(rows):,} images — showing {len(shown)} (page {page} of {pages}), "
            f"{state.gallery.order}.")
-image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth), grid_id="cluster-grid")
+image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth, name=name,
+                             corrected=view.corrected), grid_id="cluster-grid")

@@ -90,7 +90,8 @@ m3.button("Mark as outliers", key="w_rv_outliers", disabled=not rv.selected,
 if rv.view == "cluster" and cluster != OUTLIER:
     done = f"cluster:{cluster}" in view.reviewed
     st.button(f"{plain(view.name(cluster))} is reviewed" if done else f"Mark {plain(view.name(cluster))} reviewed",
-              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed, args=(cluster,))
+              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed,
+              args=(cluster, view.name(cluster)))
 
 clusters_tab, history_tab, retrain_tab, export_tab = st.tabs(
     ["Clusters: rename, merge, split", "Undo and history", "Re-train with corrections", "Export"])

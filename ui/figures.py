@@ -1,26 +1,42 @@
 """Plotly figure builders (pure functions of arrays: testable without a browser)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-# Plotly's qualitative palettes joined: enough distinct colours for k up to ~50, then repeats.
+from core.review import cluster_name
+
+# One colour per cluster on every page (map, tiles, bars): saturated and dark enough to stand out
+# on the map's white ground (cluster 0 first: its blue has 4.6:1 contrast on white), no greys
+# (grey is the outliers'), then repeats past 30 clusters.
 _PALETTE = (
-    "#636EFA #EF553B #00CC96 #AB63FA #FFA15A #19D3F3 #FF6692 #B6E880 #FF97FF #FECB52 "
-    "#1F77B4 #FF7F0E #2CA02C #D62728 #9467BD #8C564B #E377C2 #7F7F7F #BCBD22 #17BECF "
-    "#2E91E5 #E15F99 #1CA71C #FB0D0D #DA16FF #222A2A #B68100 #750D86 #EB663B #511CFB "
-    "#00A08B #FB00D1 #FC0080 #B2828D #6C7C32 #778AAE #862A16 #A777F1 #620042 #1616A7"
+    "#1F77B4 #D62728 #2CA02C #FF7F0E #9467BD #8C564B #E377C2 #17BECF #BCBD22 #393B79 "
+    "#AD494A #637939 #8C6D31 #843C39 #7B4173 #3182BD #E6550D #31A354 #756BB1 #A55194 "
+    "#0B6E4F #C44E52 #4C72B0 #DD8452 #55A868 #8172B3 #937860 #DA8BC3 #CCB974 #64B5CD"
 ).split()
+OUTLIER_COLOUR = "#999999"
+# True classes get a palette of their own (Carto "Bold", none of the clusters' colours), so a map
+# coloured by true label never reads as one coloured by cluster.
+_CLASS_PALETTE = "#7F3C8D #11A579 #3969AC #F2B701 #E73F74 #80BA5A #E68310 #008695 #CF1C90 #F97B72 #4B4B8F".split()
+MAP_BACKGROUND = "#FFFFFF"
 
 
 def colour(i: int) -> str:
-    return _PALETTE[i % len(_PALETTE)]
+    """The colour of cluster ``i`` everywhere (outliers, -1, are grey)."""
+    return OUTLIER_COLOUR if int(i) < 0 else _PALETTE[int(i) % len(_PALETTE)]
 
 
-def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float) -> go.Figure:
-    """Stacked bars per cluster: confident (≥ threshold) and doubtful samples.
+def class_colour(i: int) -> str:
+    """The colour of true class ``i`` (a map coloured by true label)."""
+    return _CLASS_PALETTE[int(i) % len(_CLASS_PALETTE)]
+
+
+def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float,
+                  name: Callable[[int], str] = cluster_name) -> go.Figure:
+    """Stacked bars per cluster: confident (≥ threshold) and doubtful samples; bars named by
+    ``name`` (the clusters' one name, :func:`core.review.cluster_name`).
 
     Samples a person marked as outliers (label -1, e.g. in a re-trained run) get their own bar.
     """
@@ -29,7 +45,7 @@ def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float) 
     keep = labels >= 0
     total = np.bincount(labels[keep], minlength=k)
     doubtful = np.bincount(labels[keep & (confidence < threshold)], minlength=k)
-    x = [str(c) for c in range(k)]
+    x = [name(c) for c in range(k)]
     n_out = int((~keep).sum())
     if n_out:
         x.append("outliers")
@@ -48,7 +64,7 @@ def confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str] | None
     """Rows: true classes; columns: clusters (as :func:`core.metrics.external_scores` returns it)."""
     m = np.asarray(matrix)
     rows = [str(class_names[i]) if class_names and i < len(class_names) else str(i) for i in range(m.shape[0])]
-    cols = [str(j) for j in range(m.shape[1])]
+    cols = [cluster_name(j) for j in range(m.shape[1])]
     fig = go.Figure(go.Heatmap(z=m, x=cols, y=rows, colorscale="Blues", text=m, texttemplate="%{text}",
                                hovertemplate="class %{y} · cluster %{x}: %{z}<extra></extra>"))
     fig.update_layout(height=max(260, 26 * len(rows) + 80), margin=dict(l=10, r=10, t=30, b=10),
@@ -56,11 +72,16 @@ def confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str] | None
     return fig
 
 
-def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None, names: Sequence[str] | None,
-            values: np.ndarray | None = None, value_name: str = "") -> go.Figure:
+def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None,
+            names: Sequence[str] | Mapping[int, str] | Callable[[int], str] | None,
+            values: np.ndarray | None = None, value_name: str = "",
+            palette: Callable[[int], str] = colour) -> go.Figure:
     """A WebGL scatter; every point carries its sample id in ``customdata``.
 
-    ``groups`` (int per point) draws one trace per group (cluster or true class); ``values``
+    ``groups`` (int per point) draws one trace per group (cluster or true class), named by
+    ``names`` (by position, by id, or a function of the id) and coloured by ``palette`` (the
+    clusters' :func:`colour`; :func:`class_colour` for true classes). The biggest group is drawn
+    first so that a small one is never buried under it; the legend lists groups by id. ``values``
     (float per point) draws one trace with a colour scale (confidence). Selections are read back
     through customdata, never point indices (those are per trace; see DESIGN.md).
     """
@@ -70,22 +91,36 @@ def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None, names
     if values is not None:
         traces.append(go.Scattergl(
             x=xy[:, 0], y=xy[:, 1], customdata=ids, mode="markers", name=value_name,
-            marker=dict(size=4, color=values, colorscale="RdYlGn", cmin=0, cmax=1,
+            marker=dict(size=5, color=values, colorscale="RdYlGn", cmin=0, cmax=1,
                         colorbar=dict(title=value_name, thickness=12)),
             hovertemplate="%{customdata}<br>" + value_name + " %{marker.color:.2f}<extra></extra>"))
     else:
-        g = np.zeros(len(xy), dtype=np.int64) if groups is None else groups
-        for c in np.unique(g):
-            m = g == c
-            label = "outliers" if c < 0 else names[c] if names is not None and c < len(names) else str(c)
+        g = np.zeros(len(xy), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+        found, counts = np.unique(g, return_counts=True)
+        for c in sorted(found.tolist(), key=lambda c: (-int(counts[found == c][0]), c)):   # biggest first
+            label = _group_name(c, names)
             traces.append(go.Scattergl(
-                x=xy[m, 0], y=xy[m, 1], customdata=ids[m], mode="markers", name=str(label),
-                marker=dict(size=4, color=colour(int(c)) if c >= 0 else "#999999"), hovertemplate=hover))
+                x=xy[g == c, 0], y=xy[g == c, 1], customdata=ids[g == c], mode="markers", name=label,
+                legendrank=1000 + c, marker=dict(size=5, color=OUTLIER_COLOUR if c < 0 else palette(c)),
+                hovertemplate=hover))
     fig = go.Figure(traces)
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), dragmode="lasso",
-                      legend=dict(itemsizing="constant"), uirevision="map",
-                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
+    # the legend below the map: at the right it sat under Plotly's toolbar (issue 26)
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso",
+                      legend=dict(itemsizing="constant", orientation="h", yanchor="top", y=-0.02, x=0),
+                      uirevision="map", plot_bgcolor=MAP_BACKGROUND,
+                      xaxis=dict(showticklabels=False, title=None, showgrid=False, zeroline=False),
+                      yaxis=dict(showticklabels=False, title=None, showgrid=False, zeroline=False))
     return fig
+
+
+def _group_name(c: int, names: Sequence[str] | Mapping[int, str] | Callable[[int], str] | None) -> str:
+    if c < 0:
+        return "outliers"
+    if callable(names):
+        return str(names(c))
+    if isinstance(names, Mapping):
+        return str(names.get(c, c))
+    return str(names[c]) if names is not None and c < len(names) else str(c)
 
 
 def training_curve(history: Sequence[dict], epochs: int | None = None) -> go.Figure:

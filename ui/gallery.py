@@ -1,11 +1,12 @@
 """Which images a gallery shows, in which order (pure numpy; the page only draws them)."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from core.review import cluster_name
 from ui.figures import colour
 from ui.widgets import Tile
 
@@ -25,20 +26,26 @@ def prototypes(labels: np.ndarray, confidence: np.ndarray, cluster: int, n: int 
 
 
 def tiles(rows: Sequence[int] | np.ndarray, labels: np.ndarray, confidence: np.ndarray, ids: Sequence[str],
-          truth_names: Sequence[str] | None = None, truth: np.ndarray | None = None) -> list[Tile]:
+          truth_names: Sequence[str] | None = None, truth: np.ndarray | None = None, *,
+          name: Callable[[int], str] = cluster_name, corrected: np.ndarray | None = None) -> list[Tile]:
+    """Gallery tiles: each in its cluster's colour, captioned with its cluster's name
+    (``name``: the run's names, renames included) and confidence; ✎ where a person corrected it."""
     out = []
     for r in rows:
         r = int(r)
         c, conf = int(labels[r]), float(confidence[r])
-        tip = describe(r, labels, confidence, ids, truth_names, truth)
-        out.append(Tile(row=r, caption=f"c{c} · {conf:.2f}", tooltip=tip, colour=colour(c)))
+        fixed = corrected is not None and bool(corrected[r])
+        tip = describe(r, labels, confidence, ids, truth_names, truth, name=name) + (" · corrected" if fixed else "")
+        out.append(Tile(row=r, caption=f"{name(c)} · {conf:.2f}", tooltip=tip, colour=colour(c),
+                        mark="✎" if fixed else ""))
     return out
 
 
 def describe(row: int, labels: np.ndarray, confidence: np.ndarray, ids: Sequence[str],
-             truth_names: Sequence[str] | None = None, truth: np.ndarray | None = None) -> str:
+             truth_names: Sequence[str] | None = None, truth: np.ndarray | None = None, *,
+             name: Callable[[int], str] = cluster_name) -> str:
     """One image in words: id, cluster, confidence and (if known) its true class."""
-    text = f"{ids[row]} · cluster {int(labels[row])} · confidence {float(confidence[row]):.2f}"
+    text = f"{ids[row]} · {name(int(labels[row]))} · confidence {float(confidence[row]):.2f}"
     if truth is not None and truth_names is not None and truth[row] >= 0:
         text += f" · true class {truth_names[truth[row]]}"
     return text

@@ -20,7 +20,7 @@ import streamlit as st
 from core.data.base import ImageDataset
 from core.errors import ClusterLensError, StaleEditError
 from core.features import FeatureCache  # at import time: a job thread importing it too could race
-from core.review import OUTLIER, ReviewSession
+from core.review import OUTLIER, ReviewSession, cluster_name
 from core.store import Store
 from ui import engine
 from ui.figures import colour
@@ -46,7 +46,7 @@ class ReviewView:
     ids: list[str]                     # sample ids, row order
     labels: np.ndarray                 # current labels, -1 = outlier
     confidence: np.ndarray
-    corrected: np.ndarray              # (N,) bool
+    corrected: np.ndarray              # (N,) bool: moved or marked outlier by a person (not by a split / merge)
     names: dict[int, str]              # current clusters (+ -1 → "outliers")
     clusters: list[int]
     new_id: int
@@ -60,7 +60,8 @@ class ReviewView:
     parent_run: int | None
 
     def name(self, c: int) -> str:
-        return self.names.get(int(c), f"cluster_{int(c)}")
+        """The cluster's one name (core.review.cluster_name): every page, plot and export uses it."""
+        return cluster_name(c, self.names)
 
     def size(self, c: int) -> int:
         return int((self.labels == c).sum())
@@ -68,7 +69,7 @@ class ReviewView:
     def label(self, c: int) -> str:
         """How a cluster is shown in pickers: its name and size."""
         if c == NEW:
-            return f"a new cluster (cluster_{self.new_id})"
+            return f"a new cluster ({cluster_name(self.new_id)})"
         return f"{self.name(c)} ({self.size(c):,} images)"
 
     @property
@@ -77,7 +78,7 @@ class ReviewView:
 
     def checked(self) -> np.ndarray:
         """(N,) bool: images a person has looked at — on a page marked checked, in a cluster marked
-        reviewed, or corrected."""
+        reviewed, or moved / marked outlier by them (a split or merge looks at nobody)."""
         out = self.corrected.copy()
         if any(k.startswith("sample:") for k in self.reviewed):
             out |= np.fromiter((f"sample:{i}" in self.reviewed for i in self.ids), bool, len(self.ids))
@@ -99,7 +100,7 @@ def load_view(workspace: Path, run_id: int) -> ReviewView:
     """Read the run's review state fresh from the database (cheap; never cached: another tab may write)."""
     with Store(workspace) as store:
         s = ReviewSession(store, run_id)
-        labels, corrected = s.current_labels(), s.corrected_mask()
+        labels, corrected = s.current_labels(), s.person_mask()
         log = s.log()
         flags = _applied(log)
         corr = store.corrections(run_id)
@@ -245,12 +246,12 @@ def describe(edit: dict[str, Any], view: ReviewView) -> str:
     elif op == "outlier":
         text = f"marked {d.get('n', '?')} image(s) as outliers"
     elif op == "merge":
-        text = f"merged cluster_{d.get('from')} into {view.name(d.get('into', -1))}"
+        text = f"merged {view.name(d.get('from', -1))} into {view.name(d.get('into', -1))}"
     elif op == "split":
-        new = ", ".join(f"cluster_{c}" for c in d.get("new", []))
+        new = ", ".join(view.name(c) for c in d.get("new", []))
         text = f"split {view.name(d.get('cluster', -1))} into {d.get('k')} (new: {new})"
     elif op == "rename":
-        text = f"renamed cluster {d.get('cluster')} to “{d.get('name')}”"
+        text = f"renamed {cluster_name(d.get('cluster', -1))} to “{d.get('name')}”"
     else:
         text = f"{op} of edit #{d.get('target', edit.get('target'))}"
     return text
@@ -348,7 +349,7 @@ def move_selected(version: int, target: int) -> None:
     def act(rs: ReviewSession, v: int) -> str:
         to = rs.new_cluster_id() if int(target) == NEW else int(target)
         rs.move(ids, to, expected_version=v)
-        where = "the outliers" if to == OUTLIER else rs.cluster_names().get(to, f"cluster_{to}")
+        where = "the outliers" if to == OUTLIER else cluster_name(to, rs.cluster_names())
         return f"Moved {len(ids)} image(s) to {where}. Saved."
     _edit(version, act, clear=True)
 
@@ -367,17 +368,18 @@ def split(version: int, cluster: int, k: int, feature_key: str | None) -> None:
         if X is None:
             raise ClusterLensError("the run's features are not in the cache, so its clusters cannot be split; "
                                    "extract features on the Features page first")
-        name = rs.cluster_names().get(cluster, f"cluster_{cluster}")
+        name = cluster_name(cluster, rs.cluster_names())
         rs.split(cluster, int(k), X, expected_version=v)
         new = (rs.log()[-1].get("detail") or {}).get("new", [])
-        return f"Split {name} into {int(k)}: new cluster(s) {', '.join(f'cluster_{c}' for c in new)}. Saved."
+        return f"Split {name} into {int(k)}: new cluster(s) {', '.join(cluster_name(c) for c in new)}. Saved."
     _edit(version, act)
 
 
 def rename(version: int, cluster: int, name: str) -> None:
     def act(rs: ReviewSession, v: int) -> str:
+        old = cluster_name(cluster, rs.cluster_names())
         rs.rename(cluster, name, expected_version=v)
-        return f"Cluster {cluster} is now called “{name.strip()}”. Saved."
+        return f"{old} is now called “{name.strip()}”. Saved."
     _edit(version, act)
 
 
@@ -410,8 +412,8 @@ def _mark(keys: Sequence[int | str], message: str) -> bool:
     return True
 
 
-def mark_reviewed(cluster: int) -> None:
-    _mark([int(cluster)], f"Cluster {cluster} marked reviewed.")
+def mark_reviewed(cluster: int, name: str | None = None) -> None:
+    _mark([int(cluster)], f"{name or cluster_name(cluster)} marked reviewed.")
 
 
 def mark_checked(ids: Sequence[str]) -> None:

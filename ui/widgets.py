@@ -23,7 +23,9 @@ PAGE_SIZE = 60
 
 _GRID_CSS = """<style>
 .cl-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(%dpx,1fr));gap:6px}
-.cl-tile{margin:0;text-align:center;font-size:11px;color:#555;overflow:hidden}
+.cl-tile{position:relative;margin:0;text-align:center;font-size:11px;color:#555;overflow:hidden}
+.cl-tile .mark{position:absolute;top:3px;left:4px;font-size:11px;line-height:14px;background:#ffd54f;color:#000;
+  border-radius:3px;padding:0 3px;font-weight:700}
 .cl-tile img{width:%dpx;height:%dpx;object-fit:contain;image-rendering:pixelated;border-radius:4px;
   border:3px solid var(--cl-c,#ddd);background:#111}
 .cl-tile figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -50,6 +52,7 @@ def image_grid(ds: ImageDataset, tiles: Sequence[Tile], *, size: int = THUMB_PX,
         uri = engine.thumb_uri(ds.fingerprint, t.row, size, ds)
         parts.append(f'<figure class="cl-tile" data-sample-id="{sid}" title="{html.escape(t.tooltip or sid)}" '
                      f'style="--cl-c:{t.colour}"><img src="{uri}" alt="{sid}"/>'
+                     + (f'<span class="mark">{html.escape(t.mark)}</span>' if t.mark else "") +
                      f"<figcaption>{html.escape(t.caption)}</figcaption></figure>")
     parts.append("</div>")
     st.html("".join(parts))

@@ -9,7 +9,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from core.store import Store
-from tests.app.helpers import choose_digits, extract_pixels, run_until, texts
+from tests.app.helpers import choose_digits, extract_pixels, run_until, shown, texts
 
 
 def sizes_caption(at: AppTest) -> list[int]:
@@ -52,8 +52,8 @@ def test_extract_then_cached_then_cluster_then_change_k(app: AppTest) -> None:
     run_until(app, lambda a: "Cluster gallery" in texts(a))
     assert len(app.get("plotly_chart")) == 1
     grid = next(h.value for h in app.html if 'id="cluster-grid"' in h.value)
-    cap = next(c.value for c in app.caption if c.value.startswith("Cluster 0:"))
-    n0 = int(re.search(r"Cluster 0: ([\d,]+) images", cap).group(1).replace(",", ""))
+    cap = next(shown(c.value) for c in app.caption if shown(c.value).startswith("cluster_0:"))
+    n0 = int(re.search(r"cluster_0: ([\d,]+) images", cap).group(1).replace(",", ""))
     assert grid.count("data-sample-id=") == min(60, n0)
     protos = [h.value for h in app.html if 'id="proto-' in h.value]
     assert len(protos) == 7 and all(p.count("data-sample-id=") == 8 for p in protos)

@@ -92,8 +92,8 @@ def test_demo_to_lasso_selection(page, app_url: str) -> None:  # noqa: ANN001
     page.get_by_text("Cluster gallery").first.wait_for(timeout=120_000)
     plot = page.locator(".st-key-map_chart .js-plotly-plot").first
     plot.wait_for()
-    cap = page.get_by_text(re.compile(r"^Cluster 0: [\d,]+ images")).first.inner_text()
-    n0 = int(re.search(r"Cluster 0: ([\d,]+) images", cap).group(1).replace(",", ""))
+    cap = page.get_by_text(re.compile(r"^cluster_0: [\d,]+ images")).first.inner_text()
+    n0 = int(re.search(r"cluster_0: ([\d,]+) images", cap).group(1).replace(",", ""))
     page.locator("#cluster-grid [data-sample-id]").first.wait_for()
     page.wait_for_function(f"() => document.querySelectorAll('#cluster-grid [data-sample-id]').length == {min(60, n0)}")
     shot(page, "4-explore")

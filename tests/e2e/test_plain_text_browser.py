@@ -59,7 +59,7 @@ def test_a_cluster_name_in_markdown_is_shown_literally_and_fetches_nothing(
             page.goto(f"{url}/review?run={run}")
             page.get_by_role("tab", name="Undo and history").click()
             # The Undo button's label quotes the rename: the name, character for character.
-            undo = page.get_by_role("button", name="Undo: renamed cluster 3")
+            undo = page.get_by_role("button", name="Undo: renamed cluster_3")
             undo.wait_for()
             assert name in undo.inner_text()
             page.wait_for_timeout(1500)   # time for any image the page holds to be fetched

@@ -69,7 +69,7 @@ def test_outliers_marked_by_a_person_get_their_own_bar_and_trace() -> None:
     conf = np.array([0.9, 0.1, 0.8, 1.0, 0.05, 0.1, 0.9])
     fig = figures.cluster_sizes(labels, conf, threshold=0.2)
     confident, doubtful = fig.data
-    assert list(confident.x) == ["0", "1", "2", "outliers"]
+    assert list(confident.x) == ["cluster_0", "cluster_1", "cluster_2", "outliers"]   # the clusters' one name
     assert list(confident.y) == [1, 2, 0, 1] and list(doubtful.y) == [1, 0, 1, 1]
     sc = figures.scatter(np.zeros((7, 2)), [str(i) for i in range(7)], labels, ["a", "b", "c"])
     assert {t.name: len(t.customdata) for t in sc.data} == {"outliers": 2, "a": 2, "b": 2, "c": 1}
@@ -104,7 +104,7 @@ def test_hover_preview_sends_one_image_for_the_hovered_id_only() -> None:
     data = hover_preview.preview_data(ds, index, "s/1", describe, "#chart")
     assert data["id"] == "s/1" and data["chart"] == "#chart"
     assert data["src"].startswith("data:image/png;base64,")
-    assert data["caption"] == "s/1 · cluster 0 · confidence 0.25 · true class b"
+    assert data["caption"] == "s/1 · cluster_0 · confidence 0.25 · true class b"
     for unknown in (None, "", "nope"):   # nothing hovered yet, or an id of another dataset
         assert hover_preview.preview_data(ds, index, unknown, describe, "#chart") == {
             "chart": "#chart", "id": None, "src": None, "caption": hover_preview.HINT}
