@@ -5,11 +5,11 @@ import streamlit as st
 
 from core.errors import ClusterLensError
 from core.review import OUTLIER
-from ui import engine, review
+from ui import engine, enlarged, keys, review
 from ui.frame import frame
 from ui.state import bind, settings
 from ui.text import plain
-from ui.tile_picker import tile_picker
+from ui.tile_picker import tile_picker, tile_size_control
 from ui.widgets import paged, param_controls
 
 review.open_run_from_url()   # a reload starts a new session: ?run=N reopens the run
@@ -59,16 +59,23 @@ if rv.view == "cluster":
     b.selectbox("Cluster", choices, index=choices.index(cluster), format_func=view.label,
                 **bind("w_rv_cluster", lambda s, v: review.set_cluster(v)))
 rows = review.rows_to_show(view, rv.view, cluster, cfg.workspace, fkey)
-shown, page, pages = paged(rows, f"w_rv_page_{rv.view}_{cluster}", rv.page, review.set_page)
+pager_key = f"w_rv_page_{rv.view}_{cluster}"
+shown, page, pages = paged(rows, pager_key, rv.page, review.set_page)
 page_ids = [ds.ids[r] for r in shown]
 what = {"queue": "not yet corrected or checked, most doubtful first",
         "sample": "not yet corrected or checked, in random order: a spot check also meets the mistakes the "
                   "model is sure of, and correcting a few of a wrongly placed group lets re-training move the rest",
         }.get(rv.view, f"in {plain(view.name(cluster))}, least confident first")
 st.caption(f"{len(rows):,} images {what} — page {page} of {pages}. **Click** images to select them "
-           "(shift-click selects a range); click again to deselect.")
+           "(shift-click selects a range); click again to deselect; **⤢** enlarges one.")
 tile_picker(ds, review.tiles(view, shown, ds), rv.selected, ack=rv.pick_ack, on_pick=review.pick,
-            key="rv_picker", empty="Nothing left here: every image is checked or corrected.")
+            key="rv_picker", empty="Nothing left here: every image is checked or corrected.",
+            size=tile_size_control(), on_open=enlarged.open_image, max_cluster=max(view.clusters, default=0),
+            on_key=keys.review_handler(view.version, page, pages, view.clusters, review.set_page, pager_key))
+st.caption(keys.SUMMARY)
+with st.expander("Keyboard shortcuts"):
+    st.markdown(keys.help_markdown())
+enlarged.mount(ds, view.run_id, fkey)
 
 s1, s2, s3, s4 = st.columns(4)
 s1.button("Select this page", key="w_rv_select_page", on_click=review.select, args=(page_ids,), disabled=not page_ids)
@@ -90,8 +97,7 @@ m3.button("Mark as outliers", key="w_rv_outliers", disabled=not rv.selected,
 if rv.view == "cluster" and cluster != OUTLIER:
     done = f"cluster:{cluster}" in view.reviewed
     st.button(f"{plain(view.name(cluster))} is reviewed" if done else f"Mark {plain(view.name(cluster))} reviewed",
-              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed,
-              args=(cluster, view.name(cluster)))
+              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed, args=(cluster,))
 
 clusters_tab, history_tab, retrain_tab, export_tab = st.tabs(
     ["Clusters: rename, merge, split", "Undo and history", "Re-train with corrections", "Export"])

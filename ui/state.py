@@ -89,6 +89,8 @@ class AppState:
     gallery: Gallery = field(default_factory=Gallery)
     selected_ids: list[str] = field(default_factory=list)
     review: Review = field(default_factory=Review)
+    tile_size: str = "medium"        # image tiles on Review and Explore: small | medium | large (ui.tile_picker)
+    enlarged: str | None = None      # the sample id shown in the enlarged view (ui/enlarged.py), None = closed
     job: Job | None = None
     notice: str | None = None        # one-line outcome of the last job, shown once
     error: str | None = None
