@@ -41,11 +41,11 @@ def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float,
     Samples a person marked as outliers (label -1, e.g. in a re-trained run) get their own bar.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    k = int(labels.max()) + 1 if len(labels) else 0
     keep = labels >= 0
-    total = np.bincount(labels[keep], minlength=k)
-    doubtful = np.bincount(labels[keep & (confidence < threshold)], minlength=k)
-    x = [name(c) for c in range(k)]
+    present = np.unique(labels[keep])            # a merge empties a cluster, a split adds one
+    total = np.array([(labels == c).sum() for c in present], dtype=np.int64)
+    doubtful = np.array([((labels == c) & (confidence < threshold)).sum() for c in present], dtype=np.int64)
+    x = [name(int(c)) for c in present]
     n_out = int((~keep).sum())
     if n_out:
         x.append("outliers")
@@ -97,7 +97,8 @@ def scatter(xy: np.ndarray, ids: Sequence[str], groups: np.ndarray | None,
     else:
         g = np.zeros(len(xy), dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
         found, counts = np.unique(g, return_counts=True)
-        for c in sorted(found.tolist(), key=lambda c: (-int(counts[found == c][0]), c)):   # biggest first
+        size = dict(zip(found.tolist(), counts.tolist(), strict=True))
+        for c in sorted(size, key=lambda c: (c < 0, -size[c], c)):   # biggest first, the outliers last
             label = _group_name(c, names)
             traces.append(go.Scattergl(
                 x=xy[g == c, 0], y=xy[g == c, 1], customdata=ids[g == c], mode="markers", name=label,

@@ -6,6 +6,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,19 +184,24 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
     """A finished run: its scores, cluster sizes and (with ground truth) the confusion matrix.
     ``narrow``: drawn in half the page's width (runs compared side by side)."""
     from ui import figures
+    from ui.review import load_view  # lazy: ui.review draws tiles with this module's Tile
 
     rec = engine.run_record(workspace, run_id)
-    labels, confidence = engine.assignments(workspace, run_id)
+    view = load_view(Path(workspace), run_id)       # current labels and names: the run plus its edits
+    labels, confidence = view.labels, view.confidence
     cfg = (rec.get("config") or {}).get("cluster", {})
     st.markdown(f"**Run #{run_id}** — {rec['algo']}, k={rec['k']}, metric {cfg.get('metric', '?')}, "
                 f"reduce {cfg.get('reduce', 'none')}, seed {cfg.get('seed', 0)}")
     score_cards(rec["scores"] or {}, per_row=4 if narrow else 7)
-    sizes = np.bincount(labels[labels >= 0], minlength=int(rec["k"]))
+    sizes = np.asarray([view.size(c) for c in view.clusters], dtype=np.int64)
     outliers = int((labels < 0).sum())   # marked by a person, kept out of every cluster
     st.caption(f"{len(sizes)} clusters, sizes {', '.join(str(int(n)) for n in sizes)} "
                f"(sum {int(sizes.sum()):,}){f'; {outliers:,} outliers' if outliers else ''}; "
                f"{int((confidence < threshold).sum()):,} doubtful "
                f"(confidence < {threshold:.2f})")
+    if len(view.edits):
+        st.caption(f"These are the run's current clusters, with {view.n_corrected:,} image(s) a person corrected "
+                   "on the Review page; the scores above are the clustering's own.")
     unclean = engine.unclean(workspace, run_id)
     if unclean is not None:
         n_unclean = int(unclean.sum())
@@ -204,7 +210,7 @@ def run_view(workspace: str, run_id: int, class_names: list[str] | None, thresho
     kept = kept_start_message(rec.get("history"))   # DAC/RUC ended below their start: say so
     if kept:
         st.caption(kept)
-    st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold), key=f"{key}_sizes")
+    st.plotly_chart(figures.cluster_sizes(labels, confidence, threshold, name=view.name), key=f"{key}_sizes")
     history = rec.get("history") or []
     fig = figures.run_history(history)
     if fig is not None:

@@ -66,3 +66,34 @@ def test_hover_preview_cleanup_leaves_no_console_error(page, app_url: str, app_h
     shot(page, "explore-console")
     bad = [e for e in errors if re.search(r"removeListener|is not a function|TypeError", e)]
     assert not bad, bad
+
+
+# The toolbar's and the legend's boxes on the page, and the colour plotly drew cluster_0 in.
+MAP_PARTS = """() => {
+  const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  const box = (sel) => { const e = gd.querySelector(sel); if (!e) return null;
+    const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const zero = gd._fullData.find(t => t.name === 'cluster_0');
+  return {modebar: box('.modebar'), legend: box('.legend'), plot: box('.nsewdrag'),
+          zero: zero ? zero.marker.color : null, names: gd._fullData.map(t => t.name)};
+}"""
+
+
+def test_map_legend_clear_of_the_toolbar_and_one_name_per_cluster(page, app_url: str, app_home: Path) -> None:  # noqa: ANN001
+    from ui.figures import colour
+
+    run = make_run(app_home, seed=4)
+    open_explore(page, app_url, run)
+    plot = page.locator(PLOT).first
+    plot.hover()                                        # the toolbar shows while the mouse is on the map
+    page.locator(f"{PLOT} .modebar").first.wait_for()
+    parts = page.evaluate(MAP_PARTS)
+    (ml, mt, mr, mb), (ll, lt, lr, lb) = parts["modebar"], parts["legend"]
+    assert mr <= ll or lr <= ml or mb <= lt or lb <= mt, parts      # the boxes do not meet
+    assert lt >= parts["plot"][3] - 1, parts                          # the legend is under the map
+    assert sorted(parts["names"]) == [f"cluster_{c}" for c in range(10)]
+    assert parts["zero"].lower() == colour(0).lower()
+    # the gallery and the prototypes say the same names
+    page.get_by_text(re.compile(r"^cluster_0 · [\d,]+ images$")).first.wait_for()
+    page.get_by_text(re.compile(r"^cluster_0: [\d,]+ images")).first.wait_for()
+    shot(page, "explore-legend")
