@@ -308,7 +308,8 @@ def _print_available(args: argparse.Namespace, rows: list[dict], footer: str | N
         print(json.dumps(rows))
         return 0
     for r in rows:
-        state = "ok" if r["available"] else f"not available: {r['why']}"
+        # foundation backbones say their own state: ready / downloads N MB on first use / no internet: ...
+        state = r.get("state") or ("ok" if r["available"] else f"not available: {r['why']}")
         print(f"{r['name']:22s} {r['description']}  [{state}]")
     if footer:
         print(footer)

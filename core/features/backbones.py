@@ -7,6 +7,7 @@ Nothing heavy happens until :meth:`Backbone.build`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 
 from core.errors import ClusterLensError, ParameterError
-from core.features.archs import ARCHS, ArchSpec, get_arch
+from core.features import foundation
+from core.features.archs import ARCHS, IMAGENET_MEAN, IMAGENET_STD, ArchSpec, get_arch
 from core.features.checkpoint import (
     LoadedCheckpoint,
     file_sha256,
@@ -28,8 +30,9 @@ from core.features.checkpoint import (
 )
 from core.registry import Registry
 
-__all__ = ["ARCHS", "BACKBONES", "DEFAULT_BACKBONE", "PIXELS_DEFAULT_SIZE", "Backbone", "file_sha256",
-           "get_backbone", "list_backbones", "save_backbone_checkpoint"]
+__all__ = ["ARCHS", "BACKBONES", "DEFAULT_BACKBONE", "FOUNDATION_BACKBONES", "PIXELS_DEFAULT_SIZE", "Backbone",
+           "HubBackbone", "file_sha256", "get_backbone", "list_backbones", "ready_foundation_backbones",
+           "save_backbone_checkpoint"]
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # torchvision 0.29's weights="DEFAULT" files (a test checks them against torchvision). Kept here
@@ -55,9 +58,14 @@ class Backbone:
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     fixed_size: int | None = None     # the only size the network accepts (ViT: 224)
     keeps_gray: bool = False          # single-channel sources stay single-channel (pixels)
+    interpolation: str = "bilinear"   # how images are resized ("bilinear" or "bicubic", antialiased)
 
     def available(self) -> tuple[bool, str]:
         return True, "ready"
+
+    def fit_image_size(self, size: int) -> int:
+        """The input size used when ``size`` is asked (a ViT with patches rounds it)."""
+        return size
 
     def build(self, device: torch.device) -> nn.Module:
         raise NotImplementedError
@@ -174,6 +182,63 @@ class CheckpointBackbone(Backbone):
         return f"sha256:{self.ckpt.sha256}" if self.ckpt else "checkpoint:unbound"
 
 
+@dataclass(frozen=True)
+class HubBackbone(Backbone):
+    """A foundation model from timm's Hugging Face hub repo ``timm/<arch>.<tag>`` (see
+    :mod:`core.features.foundation`): "ready" when its files are in the hub cache, else
+    downloaded on first use, or unavailable with no internet."""
+
+    arch: str = ""            # timm architecture, e.g. vit_small_patch14_dinov2
+    tag: str = ""             # timm pretrained tag, e.g. lvd142m
+    patch_size: int = 16
+    num_classes: int = 0      # 0: timm's pooled features; CLIP keeps its 512-d projection as "head"
+    params_m: float = 0.0     # millions of parameters
+    download_mb: int = 0      # model.safetensors (fp32) size
+
+    @property
+    def repo_id(self) -> str:
+        return f"timm/{self.arch}.{self.tag}"
+
+    def cached(self) -> foundation.HubFiles | None:
+        try:
+            return foundation.cached_files(self.repo_id)
+        except ImportError:   # huggingface_hub comes with timm
+            return None
+
+    def available(self) -> tuple[bool, str]:
+        if not all(importlib.util.find_spec(m) for m in ("timm", "huggingface_hub", "safetensors")):
+            return False, "pip install timm (it brings huggingface_hub and safetensors)"
+        if self.cached() is not None:
+            return True, "ready"
+        if foundation.hub_reachable():
+            return True, f"downloads {self.download_mb} MB on first use"
+        return False, foundation.OFFLINE_STATE
+
+    def fit_image_size(self, size: int) -> int:
+        used = foundation.round_to_patch(size, self.patch_size)
+        if used != size:
+            foundation._say_rounded(self.name, size, used, self.patch_size)
+        return used
+
+    def files(self) -> foundation.HubFiles:
+        """The cached files, downloaded first when missing (raises with what to do offline)."""
+        ok, why = self.available()
+        if not ok and why != foundation.OFFLINE_STATE:
+            raise ClusterLensError(f"{self.name} is not available: {why}")
+        return self.cached() or foundation.download_files(self.repo_id)
+
+    def build(self, device: torch.device) -> nn.Module:
+        model = foundation.build_timm(self.arch, self.tag, self.files(), num_classes=self.num_classes,
+                                      mean=self.mean, std=self.std, name=self.name)
+        return _eval(model, device)
+
+    def weights_id(self) -> str:
+        """``hf:<repo>@<commit>:sha256:<weights file hash>``. The exact weights are only known
+        once the file is here, so this downloads it first when missing (extraction follows)."""
+        f = self.files()
+        return f"hf:{self.repo_id}@{f.commit}:sha256:{foundation.weights_sha256(f.weights)}"
+
+
 def _from_arch(cls: type[Backbone], name: str, spec: ArchSpec, description: str, **kw: Any) -> Backbone:
     return cls(name=name, description=description, default_size=spec.default_size, dim=spec.dim(),
                mean=spec.mean, std=spec.std, fixed_size=spec.fixed_size, **kw)
@@ -193,6 +258,43 @@ for _arch in ("resnet18", "resnet50", "efficientnet_b0", "convnext_tiny", "vit_b
 BACKBONES.add("checkpoint", CheckpointBackbone(
     "checkpoint", "weights from a local file (e.g. self-supervised training); needs checkpoint=PATH",
     default_size=None, dim=None))
+
+
+IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)
+# name, timm arch, tag, patch, output dim, timm num_classes, mean/std, params (M), fp32 file MB, what it is.
+# mean/std/interpolation are timm's pretrained_cfg for the tag (a test checks them against timm).
+_CLIP_MEAN, _CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+_FOUNDATION = [
+    ("dinov2_vits14", "vit_small_patch14_dinov2", "lvd142m", 14, 384, 0, IMAGENET, 22.1, 88,
+     "DINOv2 ViT-S/14 (Meta, self-supervised on LVD-142M), CLS token"),
+    ("dinov2_vits14_reg", "vit_small_patch14_reg4_dinov2", "lvd142m", 14, 384, 0, IMAGENET, 22.1, 88,
+     "DINOv2 ViT-S/14 with 4 registers, CLS token"),
+    ("dinov2_vitb14", "vit_base_patch14_dinov2", "lvd142m", 14, 768, 0, IMAGENET, 86.6, 346,
+     "DINOv2 ViT-B/14 (Meta, self-supervised on LVD-142M), CLS token"),
+    ("dinov2_vitb14_reg", "vit_base_patch14_reg4_dinov2", "lvd142m", 14, 768, 0, IMAGENET, 86.6, 346,
+     "DINOv2 ViT-B/14 with 4 registers, CLS token"),
+    ("clip_vitb16", "vit_base_patch16_clip_224", "openai", 16, 512, 512, (_CLIP_MEAN, _CLIP_STD), 86.2, 345,
+     "OpenAI CLIP ViT-B/16 image tower, projected image embedding"),
+    ("siglip_vitb16", "vit_base_patch16_siglip_224", "webli", 16, 768, 0, ((0.5,) * 3, (0.5,) * 3), 92.9, 372,
+     "SigLIP ViT-B/16 (Google, WebLI) image tower, attention-pooled (MAP head) embedding"),
+]
+FOUNDATION_BACKBONES = [row[0] for row in _FOUNDATION]
+for _name, _tarch, _tag, _patch, _dim, _ncls, (_mean, _std), _params, _mb, _what in _FOUNDATION:
+    BACKBONES.add(_name, HubBackbone(
+        _name, f"{_what}, {_dim}-d, {_params:g} M params; timm/{_tarch}.{_tag} ({_mb} MB)",
+        default_size=foundation.FOUNDATION_SIZE, dim=_dim, mean=_mean, std=_std, interpolation="bicubic",
+        arch=_tarch, tag=_tag, patch_size=_patch, num_classes=_ncls, params_m=_params, download_mb=_mb))
+
+
+def ready_foundation_backbones() -> list[str]:
+    """Foundation backbones whose weights are in the local hub cache (no network touched)."""
+    out = []
+    for name in FOUNDATION_BACKBONES:
+        bb = BACKBONES.get(name)
+        assert isinstance(bb, HubBackbone)
+        if bb.cached() is not None:
+            out.append(name)
+    return out
 
 
 def get_backbone(name: str, checkpoint: str | os.PathLike | None = None,
@@ -225,6 +327,8 @@ def list_backbones(workspace: str | os.PathLike | None = None) -> list[dict[str,
         ok, why = bb.available()
         rows.append({"name": name, "description": bb.description, "default_size": bb.default_size,
                      "dim": bb.dim, "available": ok, "why": why, "kind": "builtin"})
+        if isinstance(bb, HubBackbone):   # ready / downloads N MB on first use / no internet
+            rows[-1].update(kind="foundation", state=why, source=bb.repo_id, download_mb=bb.download_mb)
     if workspace is not None:
         rows += _trained_rows(workspace)
     return rows

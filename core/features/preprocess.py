@@ -28,14 +28,23 @@ def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
     return max(size, round(h * scale)), max(size, round(w * scale))
 
 
-def pil_to_array(img: Image.Image, size: int | None) -> np.ndarray:
-    """RGB PIL -> uint8 (S, S, 3): shorter side to ``size`` (PIL bilinear, antialiased), centre crop."""
+_PIL_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def _check_interpolation(interpolation: str) -> None:
+    if interpolation not in _PIL_RESAMPLE:
+        raise ValueError(f"interpolation must be one of {sorted(_PIL_RESAMPLE)}, got {interpolation!r}")
+
+
+def pil_to_array(img: Image.Image, size: int | None, interpolation: str = "bilinear") -> np.ndarray:
+    """RGB PIL -> uint8 (S, S, 3): shorter side to ``size`` (PIL ``interpolation``, antialiased),
+    centre crop. A grayscale (or palette, RGBA...) image becomes RGB."""
     if size is not None:
         w, h = img.size
         nh, nw = shorter_side_size(h, w, size)
         if (nw, nh) != (w, h):
             # reducing_gap: PIL first shrinks by an integer factor (cheap box filter) on big photos
-            img = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            img = img.resize((nw, nh), _PIL_RESAMPLE[interpolation], reducing_gap=3.0)
         left, top = (nw - size) // 2, (nh - size) // 2
         if (nw, nh) != (size, size):
             img = img.crop((left, top, left + size, top + size))
@@ -51,8 +60,10 @@ class BatchMapper(torch.utils.data.Dataset):
     later on the device); file datasets are decoded with PIL and resized here (C = 3).
     """
 
-    def __init__(self, dataset: ImageDataset, size: int | None, native: np.ndarray | None) -> None:
-        self.dataset, self.size, self.native = dataset, size, native
+    def __init__(self, dataset: ImageDataset, size: int | None, native: np.ndarray | None,
+                 interpolation: str = "bilinear") -> None:
+        _check_interpolation(interpolation)
+        self.dataset, self.size, self.native, self.interpolation = dataset, size, native, interpolation
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -66,7 +77,7 @@ class BatchMapper(torch.utils.data.Dataset):
         rows = []
         for j, i in enumerate(indices):
             try:
-                arr = pil_to_array(self.dataset.load(i), self.size)
+                arr = pil_to_array(self.dataset.load(i), self.size, self.interpolation)
             except Exception as e:   # why: name the image; a bare PIL error says nothing useful
                 raise DataError(f"could not read image {self.dataset.ids[i]!r} ({type(e).__name__}: {e}); "
                                 "remove or replace the file and run again") from e
@@ -87,12 +98,15 @@ def _contiguous(indices: Sequence[int]) -> bool:
 
 
 def to_model_input(x: torch.Tensor, size: int | None, mean: Sequence[float], std: Sequence[float],
-                   *, keep_gray: bool = False, channels_last: bool = False) -> torch.Tensor:
+                   *, keep_gray: bool = False, channels_last: bool = False,
+                   interpolation: str = "bilinear") -> torch.Tensor:
     """uint8 (B, H, W, C) -> float (B, C', S, S) normalised as ``(x/255 - mean) / std``.
 
-    Resize (bilinear, antialiased) + centre crop happen here only when the batch is not already
-    S×S (array datasets); C = 1 becomes 3 unless ``keep_gray``.
+    Resize (``interpolation``, antialiased; bicubic clamped to [0, 255] as PIL does) + centre
+    crop happen here only when the batch is not already S×S (array datasets); C = 1 becomes 3
+    unless ``keep_gray``.
     """
+    _check_interpolation(interpolation)
     h, w = x.shape[1:3]
     resize = size is not None and (h, w) != (size, size)
     # why: NHWC -> NCHW while still uint8 (1 byte/value), then one float pass and in-place affine;
@@ -102,7 +116,9 @@ def to_model_input(x: torch.Tensor, size: int | None, mean: Sequence[float], std
         assert size is not None
         nh, nw = shorter_side_size(h, w, size)
         if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(x, size=(nh, nw), mode=interpolation, align_corners=False, antialias=True)
+            if interpolation == "bicubic":   # why: cubic overshoots; PIL clamps to the uint8 range
+                x = x.clamp_(0, 255)
         top, left = (nh - size) // 2, (nw - size) // 2
         x = x[:, :, top: top + size, left: left + size]
     c = x.shape[1]
