@@ -255,9 +255,6 @@ for _arch in ("resnet18", "resnet50", "efficientnet_b0", "convnext_tiny", "vit_b
     _spec = get_arch(_arch)
     BACKBONES.add(_arch, _from_arch(TorchvisionBackbone, _arch, _spec,
                                     f"torchvision {_spec.description}, ImageNet weights (download)", arch=_arch))
-BACKBONES.add("checkpoint", CheckpointBackbone(
-    "checkpoint", "weights from a local file (e.g. self-supervised training); needs checkpoint=PATH",
-    default_size=None, dim=None))
 
 
 IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)
@@ -284,6 +281,10 @@ for _name, _tarch, _tag, _patch, _dim, _ncls, (_mean, _std), _params, _mb, _what
         _name, f"{_what}, {_dim}-d, {_params:g} M params; timm/{_tarch}.{_tag} ({_mb} MB)",
         default_size=foundation.FOUNDATION_SIZE, dim=_dim, mean=_mean, std=_std, interpolation="bicubic",
         arch=_tarch, tag=_tag, patch_size=_patch, num_classes=_ncls, params_m=_params, download_mb=_mb))
+
+BACKBONES.add("checkpoint", CheckpointBackbone(
+    "checkpoint", "weights from a local file (e.g. self-supervised training); needs checkpoint=PATH",
+    default_size=None, dim=None))
 
 
 def ready_foundation_backbones() -> list[str]:
