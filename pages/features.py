@@ -28,7 +28,7 @@ with left:
     initial = {} if "w_backbone" in st.session_state else {"index": names.index(f.backbone) if f.backbone in names
                                                            else 0}
     st.selectbox("Backbone", names, **initial,
-                 format_func=lambda n: n if backbones[n]["available"] else f"{n} (unavailable)",
+                 format_func=lambda n: engine.backbone_label(backbones[n]),
                  **bind("w_backbone", lambda s, v: set_backbone(v, backbones[v]["default_size"])))
     chosen = backbones.get(state.features.backbone) or backbones[names[0]]
     st.caption(chosen["description"])

@@ -100,6 +100,14 @@ def backbone_choices(workspace: Path | str | None = None) -> list[dict[str, Any]
     return [AUTO_BACKBONE, *backbones(workspace)]
 
 
+def backbone_label(row: dict[str, Any]) -> str:
+    """How the Features page names a backbone: a foundation one with its state (ready / downloads
+    N MB on first use / no internet: use efficientnet_lite0), others "(unavailable)" when so."""
+    if row.get("state"):
+        return f"{row['name']} ({row['state']})"
+    return row["name"] if row["available"] else f"{row['name']} (unavailable)"
+
+
 @st.cache_resource(show_spinner=False, ttl=60)
 def algorithms() -> dict[str, dict[str, Any]]:
     """name -> the estimator's default parameters (controls are generated from these)."""
@@ -279,7 +287,8 @@ def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, worksp
             choice = choose_route(ds, c.k, workspace, seed=c.seed, image_size=cfg.image_size, device=cfg.device,
                                   metric=c.metric, progress=lambda st_, f, m: report(f, f"choosing the route: {m}"),
                                   should_stop=should_stop)
-            used = replace(cfg, backbone=choice.chosen.backbone, image_size=choice.chosen.image_size)
+            used = replace(cfg, backbone=choice.chosen.backbone, image_size=choice.chosen.image_size,
+                           join=choice.chosen.join)
             route = choice.as_dict()
         feats, from_cache, key, path = compute_features(ds, used, workspace, progress=progress,
                                                          should_stop=should_stop)

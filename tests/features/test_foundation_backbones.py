@@ -9,7 +9,6 @@ then finds through ``HF_HUB_CACHE`` with ``HF_HUB_OFFLINE=1``. The download is r
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,15 +23,15 @@ import pytest
 import timm
 import torch
 from PIL import Image
-from timm.models._hub import save_for_hf
 
 from core.errors import ClusterLensError
-from core.features import extract_features, feature_key, feature_key_parts, get_backbone, list_backbones
+from core.features import extract_features, feature_key, feature_key_parts, list_backbones
 from core.features import foundation as fd
-from core.features.backbones import FOUNDATION_BACKBONES, HubBackbone, ready_foundation_backbones
+from core.features.backbones import FOUNDATION_BACKBONES, ready_foundation_backbones
 from core.features.checkpoint import file_sha256
 from core.features.extract import resolve_image_size
 from tests.features.conftest import ArrayDataset, PILDataset
+from tests.features.hubcache import hub, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
@@ -44,38 +43,6 @@ EXPECTED = {   # name -> (timm repo, output dim, patch, what the embedding is)
     "clip_vitb16": ("timm/vit_base_patch16_clip_224.openai", 512, 16, "projected cls"),
     "siglip_vitb16": ("timm/vit_base_patch16_siglip_224.webli", 768, 16, "map"),
 }
-
-
-def hub(name: str) -> HubBackbone:
-    bb = get_backbone(name)
-    assert isinstance(bb, HubBackbone)
-    return bb
-
-
-def publish(cache: Path, name: str, *, seed: int, commit: str, symlinks: bool = True) -> Path:
-    """Random-init ``name``'s architecture and write it as its hub repo would be in the cache;
-    returns the snapshot folder. ``symlinks``: blobs named by hash + links, as huggingface_hub does."""
-    bb = hub(name)
-    torch.manual_seed(seed)
-    model = timm.create_model(f"{bb.arch}.{bb.tag}", pretrained=False, num_classes=bb.num_classes)
-    repo = cache / f"models--{bb.repo_id.replace('/', '--')}"
-    staging = cache / f".staging-{name}-{commit}"
-    save_for_hf(model, str(staging), safe_serialization=True)
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for fname in (fd.CONFIG_FILE, fd.WEIGHTS_FILE):
-        src = staging / fname
-        if symlinks:   # LFS blobs are named by their sha256, small files by their git sha1
-            digest = file_sha256(src) if fname == fd.WEIGHTS_FILE else hashlib.sha1(src.read_bytes()).hexdigest()
-            (repo / "blobs").mkdir(exist_ok=True)
-            os.replace(src, repo / "blobs" / digest)
-            (snap / fname).symlink_to(os.path.relpath(repo / "blobs" / digest, snap))
-        else:
-            os.replace(src, snap / fname)
-    shutil.rmtree(staging)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snap
 
 
 class Published:
