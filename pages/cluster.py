@@ -9,7 +9,7 @@ from ui.route_view import route_panel
 from ui.state import bind, set_cluster, set_compare, settings, start_cluster
 from ui.suggest import k_suggestion
 from ui.text import plain
-from ui.widgets import param_controls, run_view
+from ui.widgets import not_run_yet, param_controls, run_view
 
 state, cfg = frame(), settings()
 st.title("Cluster")
@@ -53,7 +53,7 @@ with st.expander(f"{state.cluster.algo} parameters"):
 busy = state.job is not None and state.job.running and state.job.kind == "cluster"
 st.button("Run", type="primary", key="w_run", on_click=start_cluster, disabled=busy)
 
-if state.run_id is not None:
+if state.run_id is not None and not not_run_yet(str(cfg.workspace), state.run_id, c.algo):
     st.divider()
     run_view(str(cfg.workspace), state.run_id, ds.class_names, state.threshold, key="current")
     st.page_link("pages/explore.py", label="Next: explore the clusters", icon=":material/arrow_forward:")

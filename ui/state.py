@@ -93,6 +93,8 @@ class AppState:
     enlarged: str | None = None      # the sample id shown in the enlarged view (ui/enlarged.py), None = closed
     job: Job | None = None
     notice: str | None = None        # one-line outcome of the last job, shown once
+    outcome_page: str | None = None  # the page the notice / error belongs to (shown there only; ui.widgets)
+    outcome_msg: tuple[str | None, str | None] = (None, None)   # the (error, notice) outcome_page is for
     error: str | None = None
 
 
@@ -177,7 +179,16 @@ def start_job(job_kind: str, title: str, work: Work, **params: Any) -> Job:
     stop_job()
     s.notice = s.error = None
     s.job = Job.start(job_kind, title, work, **params)
+    s.job.params.setdefault("page", current_page())   # its outcome shows on the page that started it
     return s.job
+
+
+def current_page() -> str | None:
+    """The page this script run draws (its script hash), None outside a script run."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.pages_manager.current_page_script_hash if ctx is not None else None
 
 
 def stop_job() -> None:
@@ -193,6 +204,13 @@ def adopt_finished_job() -> None:
     if job is None or job.running or job.adopted:
         return
     job.adopted = True
+    try:
+        _adopt(s, job)
+    finally:   # the outcome belongs to the page that started the job
+        s.outcome_page, s.outcome_msg = job.params.get("page"), (s.error, s.notice)
+
+
+def _adopt(s: AppState, job: Job) -> None:
     if job.kind == "train":   # why first: a stopped training keeps a checkpoint, so it is an outcome too
         # lazy: ui.training imports this module
         from ui.training import adopt_training

@@ -16,7 +16,7 @@ from core.cluster.base import RUN_PARAMS
 from core.cluster.dac_guard import kept_start_message
 from core.data.base import ImageDataset
 from ui import engine
-from ui.state import get_state, set_algo_param, stop_job
+from ui.state import current_page, get_state, set_algo_param, stop_job
 from ui.text import plain
 
 THUMB_PX = 64
@@ -82,21 +82,25 @@ def job_panel() -> None:
     job = get_state().job
     if job is None:
         return
-    status, fraction, message = job.snapshot()
-    if status != "running":
+    if job.snapshot()[0] != "running":
         st.rerun()   # a full rerun adopts the result (ui.state.adopt_finished_job)
     left, right = st.columns([5, 1], vertical_alignment="bottom")
-    with left:
-        text = f"**{job.title}** — {message} ({job.elapsed():.0f} s)"
-        if fraction is None:
-            st.progress(0.0, text=text + " · no estimate yet")
-        else:
-            st.progress(fraction, text=text)
+    with left:   # a count and its rate, a fraction, or the step's time against an estimate (ui.jobs)
+        bar, text = job.view()
+        st.progress(bar, text=text)
     right.button("Stop", key="job_stop", on_click=stop_job, use_container_width=True)
 
 
 def show_job_outcome() -> None:
+    """The last outcome (a job's, or a callback's), on its own page only: a job's on the page that
+    started it, anything else on the page where it first showed (issue 26: "Features extracted …"
+    stayed on every later page)."""
     s = get_state()
+    here = current_page()
+    if (s.error, s.notice) != s.outcome_msg:   # set by a callback of this page, not by a finished job
+        s.outcome_page, s.outcome_msg = here, (s.error, s.notice)
+    if s.outcome_page is not None and s.outcome_page != here:
+        return
     if s.error:
         st.error(plain(s.error))
     elif s.notice:
@@ -177,6 +181,19 @@ def score_cards(scores: dict[str, Any], per_row: int = 7) -> None:
         row = shown[start:start + per_row]
         for col, (label, v) in zip(st.columns(per_row), row, strict=False):
             col.metric(label, score_text(v))
+
+
+def not_run_yet(workspace: str, run_id: int, algo: str) -> bool:
+    """True (and says so) when the page's algorithm is not the one ``run_id`` ran: its results
+    would show under another algorithm's name (issue 26). Changing the algorithm does not
+    re-cluster by itself (DAC and RUC take minutes): Run does."""
+    ran = engine.run_record(workspace, run_id)["algo"]
+    if ran == algo:
+        return False
+    st.divider()
+    st.info(f"Not run yet for {plain(algo)}: press **Run** to cluster with it. The last run (#{run_id}, "
+            f"{plain(ran)}) stays on the Explore and Review pages, and under Kept runs below.")
+    return True
 
 
 def run_view(workspace: str, run_id: int, class_names: list[str] | None, threshold: float, key: str,
