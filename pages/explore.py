@@ -1,7 +1,7 @@
 """Explore: a 2-D map of the images; select a region to see exactly those images; browse each cluster."""
 import streamlit as st
 
-from ui import engine, figures, gallery, review
+from ui import bigmap, engine, figures, gallery, review
 from ui.frame import frame
 from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
@@ -50,21 +50,25 @@ if xy is None:
     if xy is None:
         st.rerun() if state.job and state.job.running else st.stop()
 
-if state.color_by == "confidence":
-    fig = figures.scatter(xy, ds.ids, None, None, values=confidence, value_name="confidence")
-elif state.color_by == "true label":
-    fig = figures.scatter(xy, ds.ids, truth, class_names, palette=figures.class_colour)
+if bigmap.use_bigmap(len(xy)):   # past this many points plotly's scatter froze the page (bench/RESULTS.md)
+    bigmap.explore_map(xy, ds.ids, state.color_by, labels, confidence, truth, class_names, name=name,
+                       on_select=set_selection, token=f"{run_id}|{state.map.method}|{state.map.seed}")
 else:
-    fig = figures.scatter(xy, ds.ids, labels, name)
-chart, preview = st.columns([5, 1])
-chart.plotly_chart(fig, key="map_chart", selection_mode=("points", "box", "lasso"),
-                   on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
-                   config={"scrollZoom": True, "displaylogo": False})
-with preview:
-    hover_preview(ds, index, lambda r: gallery.describe(r, labels, confidence, ds.ids, class_names, truth, name=name),
-                  chart_key="map_chart")
-st.caption("**Hover** a point to see its image beside the map; **click** a point, or draw a lasso or box "
-           "(toolbar), to see exactly the images inside it below. Double-click clears the selection.")
+    if state.color_by == "confidence":
+        fig = figures.scatter(xy, ds.ids, None, None, values=confidence, value_name="confidence")
+    elif state.color_by == "true label":
+        fig = figures.scatter(xy, ds.ids, truth, class_names, palette=figures.class_colour)
+    else:
+        fig = figures.scatter(xy, ds.ids, labels, name)
+    chart, preview = st.columns([5, 1])
+    chart.plotly_chart(fig, key="map_chart", selection_mode=("points", "box", "lasso"),
+                       on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
+                       config={"scrollZoom": True, "displaylogo": False})
+    with preview:
+        hover_preview(ds, index, lambda r: gallery.describe(r, labels, confidence, ds.ids, class_names, truth,
+                                                            name=name), chart_key="map_chart")
+    st.caption("**Hover** a point to see its image beside the map; **click** a point, or draw a lasso or box "
+               "(toolbar), to see exactly the images inside it below. Double-click clears the selection.")
 
 if state.selected_ids:
     rows = gallery.rows_of(state.selected_ids, index)

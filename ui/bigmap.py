@@ -13,6 +13,7 @@ The pure functions (view, render, points in polygon) need no Streamlit and are u
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -218,7 +219,7 @@ canvas{display:block;width:100%;height:auto;background:#fff;border:1px solid #e6
   touch-action:none;cursor:crosshair}
 canvas.pan{cursor:grab}
 .cl-legend{display:flex;flex-wrap:wrap;gap:4px 12px;margin-top:4px}
-.cl-legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px;vertical-align:-1px}
+.cl-legend i{display:inline-block;min-width:10px;height:10px;border-radius:5px;margin-right:4px;vertical-align:-1px}
 """
 
 # Runs again on every data change: the view, mode and polygon live on the root between runs.
@@ -283,8 +284,9 @@ export default function (component) {
   }
   S.draw();
   if (Math.abs(S.wanted() - data.width) > 8 && !S.resized) { S.resized = true; S.ask(); }
+  const chip = (g) => `background:${g.colour}` + (g.colour.startsWith('linear') ? ';width:60px' : '');
   root.querySelector('.cl-legend').innerHTML = (data.legend || []).map(g =>
-    `<span><i style="background:${g.colour}"></i>${g.label}</span>`).join('');
+    `<span><i style="${chip(g)}"></i>${g.label}</span>`).join('');
   S.setMode = (m) => { S.mode = m; canvas.classList.toggle('pan', m === 'pan');
     root.querySelectorAll('[data-mode]').forEach(b => b.classList.toggle('on', b.dataset.mode === m)); };
   S.setMode(S.mode);
@@ -358,7 +360,8 @@ def big_map(xy: np.ndarray, ids: Sequence[str], token: str, on_select: Callable[
     from ui import figures
 
     palette = palette or figures.colour
-    legend_rows = legend(groups, name, palette, figures.OUTLIER_COLOUR) if groups is not None else []
+    legend_rows = legend(groups, name, palette, figures.OUTLIER_COLOUR) if groups is not None else [
+        {"name": "confidence 0 → 1", "n": len(xy), "colour": f"linear-gradient(90deg,{','.join(CONFIDENCE_CMAP)})"}]
 
     def selected() -> None:
         raw = (st.session_state.get(key) or {}).get("lasso") or {}
@@ -372,6 +375,33 @@ def big_map(xy: np.ndarray, ids: Sequence[str], token: str, on_select: Callable[
         on_select([str(ids[i]) for i in np.flatnonzero(mask)])
 
     _fragment(xy, token, groups, values, palette, legend_rows, key, selected)
+
+
+def explore_map(xy: np.ndarray, ids: Sequence[str], color_by: str, labels: np.ndarray, confidence: np.ndarray,
+                truth: np.ndarray | None = None, class_names: Sequence[str] | None = None, *,
+                name: Callable[[int], str] | None = None, on_select: Callable[[list[str]], None], token: str,
+                key: str = "bigmap") -> None:
+    """The Explore page's map for a big run, coloured as the plotly map is (``color_by``: cluster,
+    true label or confidence). ``token`` names the run and map; the arrays' digest is added, so
+    labels changed on the Review page draw anew."""
+    from core.review import cluster_name
+    from ui import figures
+
+    def digest(*arrays: np.ndarray) -> str:
+        h = hashlib.blake2b(digest_size=8)
+        for a in arrays:
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    if color_by == "confidence":
+        big_map(xy, ids, f"{token}|confidence|{digest(xy, confidence)}", on_select, values=confidence, key=key)
+    elif color_by == "true label" and truth is not None:
+        names = list(class_names or [])
+        big_map(xy, ids, f"{token}|truth|{digest(xy, truth)}", on_select, groups=truth, palette=figures.class_colour,
+                name=lambda c: names[c] if 0 <= c < len(names) else str(c), key=key)
+    else:
+        big_map(xy, ids, f"{token}|cluster|{digest(xy, labels)}", on_select, groups=labels,
+                name=name or cluster_name, key=key)
 
 
 def _fragment_body(xy: np.ndarray, token: str, groups: np.ndarray | None, values: np.ndarray | None,
