@@ -1,4 +1,5 @@
-"""Cluster: pick an algorithm and k; every change re-clusters the cached features and is kept as a run."""
+"""Cluster: pick an algorithm and k; a settled change re-clusters the cached features and is kept as a run.
+The run shown stays until the new one is ready; a newer setting replaces work that is still going."""
 import pandas as pd
 import streamlit as st
 
@@ -22,7 +23,8 @@ ds = engine.open_data(state.data, cfg.workspace)
 algos = engine.algorithms()
 c = state.cluster
 st.caption(f"Data: **{plain(state.data_label)}** · features: {state.feature_info.features.backbone}, "
-           f"{state.feature_info.dim}-d. Moving a control re-clusters at once.")
+           f"{state.feature_info.dim}-d. Moving k, the metric, the reduction or the seed re-clusters once the "
+           "control settles; the run shown stays until the new one is ready.")
 if state.route is not None:
     route_panel(state.route, state.feature_info.features, c.reduce)
 
@@ -52,6 +54,11 @@ with st.expander(f"{state.cluster.algo} parameters"):
     param_controls(state.cluster.algo, algos[state.cluster.algo])
 busy = state.job is not None and state.job.running and state.job.kind == "cluster"
 st.button("Run", type="primary", key="w_run", on_click=start_cluster, disabled=busy)
+if busy and state.run_id is not None:   # the old result stays in view until the new one is adopted
+    want = state.job.params.get("cluster")
+    st.caption(f"Showing run #{state.run_id} until the new run"
+               f"{f' ({want.algo}, k={want.k})' if want is not None else ''} is ready; "
+               "moving a control again replaces it.")
 
 if state.run_id is not None and not not_run_yet(str(cfg.workspace), state.run_id, c.algo):
     st.divider()

@@ -174,11 +174,14 @@ def use_uploads(files: list[Upload]) -> None:
 
 # -- jobs ------------------------------------------------------------------------------------
 
-def start_job(job_kind: str, title: str, work: Work, **params: Any) -> Job:
+def start_job(job_kind: str, title: str, work: Work, *, settle_s: float = 0.0, **params: Any) -> Job:
+    """Start a job in place of the current one, which is stopped: the new one waits for it to end
+    (and ``settle_s`` first, so a control moved again meanwhile replaces it before any work)."""
     s = get_state()
+    old = s.job
     stop_job()
     s.notice = s.error = None
-    s.job = Job.start(job_kind, title, work, **params)
+    s.job = Job.start(job_kind, title, work, settle_s=settle_s, after=old, **params)
     s.job.params.setdefault("page", current_page())   # its outcome shows on the page that started it
     return s.job
 
@@ -291,22 +294,29 @@ def set_backbone(name: str, default_size: int | None) -> None:
     st.session_state["w_size"] = s.features.image_size or SIZE_DEFAULT
 
 
-def start_cluster() -> None:
+def start_cluster(settle_s: float = 0.0) -> None:
+    """Cluster with the page's settings (Run: at once; a moved control: after ``settle_s``)."""
+    from ui.cluster_jobs import cluster_work
+
     s, cfg = get_state(), settings()
     if s.data is None or s.feature_info is None:
         return
     c = replace(s.cluster, params=dict(s.algo_params.get(s.cluster.algo, {})))
+    info = s.feature_info
     start_job("cluster", f"Clustering ({c.algo}, k={c.k})",
-              engine.cluster_work(s.data, s.feature_info.features, c, cfg.workspace,
-                                  ds=engine.open_data(s.data, cfg.workspace)), data=s.data)
+              cluster_work(s.data, info.features, c, cfg.workspace, ds=engine.open_data(s.data, cfg.workspace),
+                           feature_key=info.key, feature_dim=info.dim), settle_s=settle_s, data=s.data, cluster=c)
 
 
 def set_cluster(rerun: bool = True, **changes: Any) -> None:
-    """Change a clustering setting; with features at hand, re-cluster at once (spec: sliders re-cluster)."""
+    """Change a clustering setting; with features at hand, re-cluster once the control has settled
+    (ui.jobs.SETTLE_S): a newer change replaces a job that has not started or is still running."""
+    from ui import jobs
+
     s = get_state()
     s.cluster = replace(s.cluster, **changes)
     if rerun and s.feature_info is not None:
-        start_cluster()
+        start_cluster(settle_s=jobs.SETTLE_S)
 
 
 MAP_METHODS = ("pca", "tsne", "umap")   # the Explore page's choices
