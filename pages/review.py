@@ -62,7 +62,9 @@ rows = review.rows_to_show(view, rv.view, cluster, cfg.workspace, fkey)
 pager_key = f"w_rv_page_{rv.view}_{cluster}"
 shown, page, pages = paged(rows, pager_key, rv.page, review.set_page)
 page_ids = [ds.ids[r] for r in shown]
-what = {"queue": "not yet corrected or checked, most doubtful first",
+what = {"queue": "not yet corrected or checked, lowest confidence first",
+        "odd": "not yet corrected or checked: RUC's unclean set first, then by low confidence and distance from "
+               "the cluster's centre together",
         "sample": "not yet corrected or checked, in random order: a spot check also meets the mistakes the "
                   "model is sure of, and correcting a few of a wrongly placed group lets re-training move the rest",
         }.get(rv.view, f"in {plain(view.name(cluster))}, least confident first")
@@ -97,7 +99,8 @@ m3.button("Mark as outliers", key="w_rv_outliers", disabled=not rv.selected,
 if rv.view == "cluster" and cluster != OUTLIER:
     done = f"cluster:{cluster}" in view.reviewed
     st.button(f"{plain(view.name(cluster))} is reviewed" if done else f"Mark {plain(view.name(cluster))} reviewed",
-              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed, args=(cluster,))
+              key="w_rv_mark_cluster", disabled=done, on_click=review.mark_reviewed,
+              args=(cluster, view.name(cluster)))
 
 clusters_tab, history_tab, retrain_tab, export_tab = st.tabs(
     ["Clusters: rename, merge, split", "Undo and history", "Re-train with corrections", "Export"])

@@ -31,8 +31,10 @@ from ui.tile_picker import PickTile
 NEW = -2                          # the move target "a new cluster"
 STALE = ("Someone else changed this run (another tab or person) since this page was drawn; "
          "the page was refreshed, check and try again. Nothing was changed by your click.")
-VIEWS = {"queue": "Review queue (most doubtful first)", "sample": "Spot check (a random sample)",
-         "cluster": "A cluster's members"}
+VIEWS = {"queue": "Most doubtful first (lowest confidence)",
+         "odd": "Likely mistakes first (RUC's unclean set, low confidence, far from its cluster)",
+         "sample": "Spot check (a random sample)", "cluster": "A cluster's members"}
+QUEUE_ORDERS = {"queue": "confidence", "odd": "doubtful", "sample": "sample"}   # view → core review order
 EXPORT_FORMATS = {"imagefolder": "ImageFolder (one folder per cluster)", "csv": "CSV file", "json": "JSON file"}
 RETRAIN_ALGOS = ("ruc", "dac")
 
@@ -188,9 +190,10 @@ def run_features(workspace: Path, feature_key: str | None, n: int) -> np.ndarray
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def queue(workspace: str, run_id: int, version: int, feature_key: str, order: str = "doubtful") -> np.ndarray:
-    """Rows most doubtful first (RUC's unclean set first, then low confidence and odd-in-cluster),
-    or in the run's fixed random order ("sample"); corrected ones left out. ``version`` keys the
-    cache: every edit makes a new queue."""
+    """Rows lowest confidence first ("confidence"), likely mistakes first ("doubtful": RUC's unclean
+    set first, then low confidence and odd-in-cluster), or in the run's fixed random order
+    ("sample"); what a person corrected left out. ``version`` keys the cache: every edit makes a
+    new queue."""
     with Store(workspace) as store:
         s = ReviewSession(store, run_id)
         X = features(workspace, feature_key) if order == "doubtful" else None
@@ -198,13 +201,12 @@ def queue(workspace: str, run_id: int, version: int, feature_key: str, order: st
 
 
 def rows_to_show(view: ReviewView, kind: str, cluster: int, workspace: Path, feature_key: str | None) -> np.ndarray:
-    """The queue or the spot-check sample (minus images marked checked), or one cluster's members,
-    least confident first."""
+    """A queue (:data:`QUEUE_ORDERS`) or the spot-check sample, minus images marked checked, or one
+    cluster's members, least confident first."""
     if kind == "cluster":
         rows = np.flatnonzero(view.labels == cluster)
         return rows[np.lexsort((rows, view.confidence[rows]))]
-    rows = queue(str(workspace), view.run_id, view.version, feature_key or "",
-                 "sample" if kind == "sample" else "doubtful")
+    rows = queue(str(workspace), view.run_id, view.version, feature_key or "", QUEUE_ORDERS.get(kind, "confidence"))
     keys = view.reviewed
     if not any(k.startswith("sample:") for k in keys):
         return rows
