@@ -90,6 +90,7 @@ s4.button(f"Mark these {len(page_ids)} checked", key="w_rv_checked", on_click=re
 
 # -- act on the selection --------------------------------------------------------------------
 st.markdown(f"**{len(rv.selected):,} image(s) selected**")
+review.selection_panel(view, ds, rv.selected, page_ids)
 m1, m2, m3 = st.columns([3, 2, 2], vertical_alignment="bottom")
 m1.selectbox("Move the selection to", review.move_targets(view), format_func=view.label, key="w_rv_target")
 m2.button(f"Move {len(rv.selected):,} selected", type="primary", key="w_rv_move", disabled=not rv.selected,

@@ -27,6 +27,7 @@ from ui.figures import colour
 from ui.state import Review, adopt_run_settings, choose_data, get_state, settings, start_features, start_job
 from ui.text import plain
 from ui.tile_picker import PickTile
+from ui.widgets import image_grid, paged
 
 NEW = -2                          # the move target "a new cluster"
 STALE = ("Someone else changed this run (another tab or person) since this page was drawn; "
@@ -316,6 +317,28 @@ def clear_selection() -> None:
 def take_map_selection() -> None:
     s = get_state()
     select(s.selected_ids)
+    s.review.sel_page = 1
+
+
+def set_selection_page(page: int) -> None:
+    get_state().review.sel_page = int(page)
+
+
+def selection_panel(view: ReviewView, ds: ImageDataset, selected: Sequence[str], page_ids: Sequence[str]) -> None:
+    """What a move would move, seen before moving it (issue 26: "Use the map selection (27)" selected
+    27 images none of which the grid showed): every selected image, paged, in its cluster's colour.
+    Open by itself when some of them are not among the tiles on screen."""
+    if not selected:
+        return
+    index = {sid: i for i, sid in enumerate(ds.ids)}
+    rows = np.asarray([index[i] for i in selected if i in index], dtype=np.int64)
+    off_page = len(set(selected) - set(page_ids))
+    where = f", {off_page:,} of them not on this page" if off_page else ", all on this page"
+    with st.expander(f"See the {len(rows):,} selected image(s){where}", expanded=off_page > 0):
+        shown, page, pages = paged(rows, "w_rv_sel_page", get_state().review.sel_page, set_selection_page)
+        if pages > 1:
+            st.caption(f"Page {page} of {pages} of the selection.")
+        image_grid(ds, tiles(view, shown, ds), grid_id="rv-selected-grid", size=56)
 
 
 def set_history(sample_id: str | None) -> None:

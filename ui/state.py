@@ -67,6 +67,7 @@ class Review:
     area: str = "edit"               # where message / error show: "edit" (top) | "export" (its tab)
     confirm: tuple[str, str] | None = None   # (format, path) of an export waiting for "replace"
     history_id: str | None = None    # the sample whose edits are listed
+    sel_page: int = 1                # page of the "what is selected" gallery (ui.review.selection_panel)
 
 
 @dataclass
