@@ -127,9 +127,17 @@ def points_in_polygon(xy: np.ndarray, px: Sequence[float], py: Sequence[float]) 
     return inside
 
 
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    h = hex_colour.lstrip("#")
-    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+def nearest(xy: np.ndarray, x: float, y: float, rx: float, ry: float) -> int | None:
+    """Row of the point nearest to (x, y) within the ellipse of radii ``rx``, ``ry`` (a few
+    pixels of the view, in data units: the axes scale differently); None when none is that near."""
+    if len(xy) == 0 or not (rx > 0 and ry > 0):
+        return None
+    near = np.flatnonzero((np.abs(xy[:, 0] - x) <= rx) & (np.abs(xy[:, 1] - y) <= ry))
+    if not len(near):
+        return None
+    d = ((xy[near, 0] - x) / rx) ** 2 + ((xy[near, 1] - y) / ry) ** 2
+    best = int(np.argmin(d))
+    return int(near[best]) if d[best] <= 1.0 else None
 
 
 def frame(xy: np.ndarray, groups: np.ndarray | None = None, values: np.ndarray | None = None) -> Any:
@@ -326,8 +334,10 @@ export default function (component) {
   const end = () => {
     const d = S.drag; S.drag = null; if (!d) return;
     if (d.mode === 'pan') { S.ask(); return; }
-    if (d.path && d.path.x.length >= 3) { S.poly = d.path; S.draw(); S.pick({ x: d.path.x, y: d.path.y }); }
-    else { S.draw(); }
+    if (d.path && d.path.x.length >= 3) { S.poly = d.path; S.draw(); S.pick({ x: d.path.x, y: d.path.y }); return; }
+    // a click (no drag): the point nearest to it, within 5 pixels
+    const v = S.view, rx = 5 / W() * (v[1] - v[0]), ry = 5 / H() * (v[3] - v[2]);
+    S.poly = null; S.draw(); S.pick({ x: [], y: [], click: [d.x0, d.y0, rx, ry] });
   };
   canvas.addEventListener('pointerup', end);
   canvas.addEventListener('pointercancel', end);
@@ -369,10 +379,16 @@ def big_map(xy: np.ndarray, ids: Sequence[str], token: str, on_select: Callable[
             px, py = list(map(float, raw.get("x") or [])), list(map(float, raw.get("y") or []))
         except (TypeError, ValueError):
             px, py = [], []
-        mask = points_in_polygon(xy, px, py) if len(px) >= 3 and len(px) == len(py) else np.zeros(len(xy), bool)
-        st.session_state[key + "_poly"] = {"x": px, "y": py} if mask.any() or len(px) >= 3 else None
         st.session_state[key + "_picked"] = True
-        on_select([str(ids[i]) for i in np.flatnonzero(mask)])
+        st.session_state[key + "_poly"] = {"x": px, "y": py} if len(px) >= 3 else None
+        if len(px) >= 3 and len(px) == len(py):
+            on_select([str(ids[i]) for i in np.flatnonzero(points_in_polygon(xy, px, py))])
+            return
+        try:
+            row = nearest(xy, *map(float, raw.get("click") or []))
+        except (TypeError, ValueError):
+            row = None
+        on_select([] if row is None else [str(ids[row])])
 
     _fragment(xy, token, groups, values, palette, legend_rows, key, selected)
 
@@ -426,7 +442,8 @@ def _fragment_body(xy: np.ndarray, token: str, groups: np.ndarray | None, values
     data = {"token": token, "src": src, "view": drawn.as_list(), "asked": asked.as_list(), "full": full.as_list(),
             "width": width, "height": height, "poly": st.session_state.get(key + "_poly"),
             "legend": [{"label": _html_text(f"{r['name']} ({r['n']:,})"), "colour": r["colour"]} for r in legend_rows],
-            "caption": f"{n_in:,} points · wheel zooms · Pan mode drags · double-click clears the selection"}
+            "caption": f"{n_in:,} points · wheel zooms · Pan drags · click a point, or draw a lasso or box, to see "
+                       "its images below · double-click clears"}
     _component()(key=key, data=data, on_view_change=lambda: None, on_lasso_change=selected)
 
 

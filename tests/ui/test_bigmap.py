@@ -159,3 +159,12 @@ def test_the_threshold_reads_its_environment_variable(monkeypatch):
     assert not bigmap.use_bigmap(bigmap.DEFAULT_THRESHOLD) and bigmap.use_bigmap(bigmap.DEFAULT_THRESHOLD + 1)
     monkeypatch.setenv(bigmap.THRESHOLD_ENV, "1000")
     assert bigmap.use_bigmap(1001) and not bigmap.use_bigmap(1000)
+
+
+def test_a_click_picks_the_nearest_point_within_its_radius():
+    xy = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 10.0]])
+    assert bigmap.nearest(xy, 0.9, 0.1, 0.5, 0.5) == 1
+    assert bigmap.nearest(xy, 0.1, 8.0, 0.5, 3.0) == 2          # the axes' radii differ (data units per pixel)
+    assert bigmap.nearest(xy, 0.5, 5.0, 0.5, 0.5) is None        # nothing that near
+    assert bigmap.nearest(xy, 0.45, 0.45, 0.5, 0.5) is None      # inside the box, outside the ellipse
+    assert bigmap.nearest(np.zeros((0, 2)), 0, 0, 1, 1) is None
