@@ -1,11 +1,12 @@
 """Explore: a 2-D map of the images; select a region to see exactly those images; browse each cluster."""
 import streamlit as st
 
-from ui import bigmap, engine, figures, gallery, review
+from ui import bigmap, engine, enlarged, figures, gallery, kept_map, review
 from ui.frame import frame
 from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
 from ui.text import plain
+from ui.tile_picker import tile_px, tile_size_control
 from ui.widgets import image_grid, paged
 
 state, cfg = frame(), settings()
@@ -47,8 +48,15 @@ if xy is None:
         start_map()   # drawing a map is the page's first job; it persists in the workspace
         state.job.wait(cfg.job_wait_s)
         xy = engine.saved_map(cfg.workspace, info.key, state.map)
-    if xy is None:
-        st.rerun() if state.job and state.job.running else st.stop()
+    if xy is None:   # the map shown before stays until the new one is ready (the job's panel reruns then)
+        xy, kept = kept_map.last_map(cfg.workspace, info.key, run_id, state.map)
+        if xy is None:
+            st.rerun() if state.job and state.job.running else st.stop()
+        st.caption(kept)
+    else:
+        kept_map.remember(info.key, state.map)
+else:
+    kept_map.remember(info.key, state.map)
 
 if bigmap.use_bigmap(len(xy)):   # past this many points plotly's scatter froze the page (bench/RESULTS.md)
     bigmap.explore_map(xy, ds.ids, state.color_by, labels, confidence, truth, class_names, name=name,
@@ -99,4 +107,8 @@ shown, page, pages = paged(rows, f"w_gallery_page_{cluster}_{state.gallery.order
 st.caption(f"{plain(name(cluster))}: {len(rows):,} images — showing {len(shown)} (page {page} of {pages}), "
            f"{state.gallery.order}.")
 image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth, name=name,
-                             corrected=view.corrected), grid_id="cluster-grid")
+                             corrected=view.corrected), grid_id="cluster-grid", size=tile_px(state.tile_size))
+tile_size_control("w_explore_tile_size")
+st.caption("**Click** an image in a gallery for a closer look: enlarged, with its history and nearest neighbours.")
+enlarged.click_to_open("#cluster-grid, #selection-grid, [id^='proto-']")
+enlarged.mount(ds, run_id, info.key)

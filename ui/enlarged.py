@@ -153,3 +153,38 @@ def _dialog(ds: ImageDataset, run_id: int, feature_key: str | None, sid: str, ro
     # the callback closes it before a full rerun; in the browser only this dialog reruns, so rerun all
     if st.button("Close", key="w_enlarged_close", on_click=close):
         st.rerun()
+
+
+# -- Explore's galleries are plain HTML (ui.widgets.image_grid): a click there opens the view too --
+
+_OPENER_JS = """
+export default function (component) {
+  const { data, setTriggerValue } = component;
+  const onClick = (ev) => {
+    const el = ev.target && ev.target.closest ? ev.target.closest('[data-sample-id]') : null;
+    if (!el || !el.closest(data.grids)) return;
+    setTriggerValue('open', { id: el.getAttribute('data-sample-id') });
+  };
+  document.addEventListener('click', onClick);
+  let style = document.getElementById('cl-opener-style');
+  if (!style) {
+    style = document.createElement('style'); style.id = 'cl-opener-style'; document.head.appendChild(style);
+  }
+  style.textContent = data.grids.split(',').map(s => s.trim() + ' [data-sample-id]').join(',') +
+    '{cursor:zoom-in}';
+  return () => document.removeEventListener('click', onClick);
+}
+"""
+
+_opener = st.components.v2.component("clusterlens.grid_opener", js=_OPENER_JS)
+
+
+def click_to_open(grids: str, key: str = "grid_opener") -> None:
+    """A click on any tile inside the elements matching ``grids`` (a CSS selector list, e.g.
+    ``"#cluster-grid, #selection-grid"``) opens that image's enlarged view."""
+    def opened() -> None:
+        value = (st.session_state.get(key) or {}).get("open")
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            open_image(value["id"])
+
+    _opener(key=key, data={"grids": grids}, on_open_change=opened)

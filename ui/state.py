@@ -92,6 +92,7 @@ class AppState:
     review: Review = field(default_factory=Review)
     tile_size: str = "medium"        # image tiles on Review and Explore: small | medium | large (ui.tile_picker)
     enlarged: str | None = None      # the sample id shown in the enlarged view (ui/enlarged.py), None = closed
+    map_shown: tuple[str, str, int] | None = None   # (feature key, method, seed) of the map Explore last drew
     job: Job | None = None
     notice: str | None = None        # one-line outcome of the last job, shown once
     outcome_page: str | None = None  # the page the notice / error belongs to (shown there only; ui.widgets)
