@@ -223,7 +223,12 @@ class HubBackbone(Backbone):
     def files(self) -> foundation.HubFiles:
         """The cached files, downloaded first when missing (raises with what to do offline)."""
         ok, why = self.available()
-        if not ok and why != foundation.OFFLINE_STATE:
+        if why == foundation.OFFLINE_STATE:   # why: huggingface_hub would retry for ~25 s before failing
+            raise ClusterLensError(
+                f"{self.name}'s weights ({self.repo_id}) are not in the Hugging Face cache "
+                f"{foundation.hub_cache_dir()} and the hub cannot be reached: {why}, or copy the folder "
+                f"models--{self.repo_id.replace('/', '--')} there from a machine that has it")
+        if not ok:
             raise ClusterLensError(f"{self.name} is not available: {why}")
         return self.cached() or foundation.download_files(self.repo_id)
 

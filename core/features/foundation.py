@@ -133,7 +133,8 @@ def download_files(repo_id: str, cache_dir: str | None = None) -> HubFiles:
             huggingface_hub.hf_hub_download(repo_id, fname, cache_dir=cache)
     except Exception as e:   # why: the hub raises many types (offline mode, HTTP, DNS, no repo): all mean "not here"
         raise ClusterLensError(
-            f"could not download {repo_id} from the Hugging Face hub into {cache} ({type(e).__name__}: {e}): "
+            f"could not download {repo_id} from the Hugging Face hub into {cache} ({type(e).__name__}: "
+            f"{str(e)[:200]}): "
             f"{OFFLINE_STATE}, or copy the hub cache folder models--{repo_id.replace('/', '--')} "
             "there from a machine that has it") from None
     files = cached_files(repo_id, cache)

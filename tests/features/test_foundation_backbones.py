@@ -285,6 +285,17 @@ def test_download_failure_says_what_to_do(tmp_path: Path, monkeypatch: pytest.Mo
         feature_key_parts(ArrayDataset(np.zeros((1, 8, 8), np.uint8)), "clip_vitb16")
 
 
+def test_offline_build_fails_at_once_without_trying_the_hub(tmp_path: Path) -> None:
+    # HF_HUB_OFFLINE=1 and an empty cache; the autouse fixture's hf_hub_download raises AssertionError
+    with pytest.raises(ClusterLensError) as e:
+        hub("dinov2_vits14").build(CPU)
+    msg = str(e.value)
+    assert msg.startswith("dinov2_vits14's weights (timm/vit_small_patch14_dinov2.lvd142m) are not in the "
+                          f"Hugging Face cache {tmp_path / 'empty-hub'} and the hub cannot be reached: "
+                          "no internet: use efficientnet_lite0 (ships offline)")
+    assert "models--timm--vit_small_patch14_dinov2.lvd142m" in msg
+
+
 def test_offline_state_and_the_reachability_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_socket(*a: object, **k: object) -> None:
         raise AssertionError("probed the network although HF_HUB_OFFLINE=1")
