@@ -1,7 +1,8 @@
 """Explore: a 2-D map of the images; select a region to see exactly those images; browse each cluster."""
+import numpy as np
 import streamlit as st
 
-from ui import bigmap, engine, enlarged, figures, gallery, kept_map, review
+from ui import bigmap, engine, enlarged, figures, filters, gallery, kept_map, review
 from ui.frame import frame
 from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
@@ -29,6 +30,13 @@ truth = ds.labels if ds.has_labels else None
 class_names = ds.class_names or ([str(i) for i in range(int(truth.max()) + 1)] if truth is not None else None)
 fixed = f", {view.n_corrected:,} image(s) corrected on the Review page" if view.n_corrected else ""
 st.caption(f"Run #{run_id}: {plain(state.data_label)}, {len(view.clusters)} clusters{fixed}.")
+unclean = engine.unclean(str(cfg.workspace), run_id)
+flt = filters.controls("ex", class_names, unclean is not None)
+keep = filters.mask(flt, confidence, view.corrected, truth, unclean)
+if flt.active():
+    st.caption(f"The filter ({plain(filters.describe(flt, class_names))}) keeps {int(keep.sum()):,} of "
+               f"{len(keep):,} images: the map, the prototypes and the gallery show only those.")
+flabels = np.where(keep, labels, filters.HIDDEN)   # galleries pick from the kept images only
 
 # -- the map ---------------------------------------------------------------------------------
 methods = dict(zip(MAP_METHODS, ["PCA (instant)", "t-SNE (keeps neighbours)", "UMAP (separates clusters)"],
@@ -58,16 +66,21 @@ if xy is None:
 else:
     kept_map.remember(info.key, state.map)
 
+ids = np.asarray(ds.ids, dtype=object)
+if flt.active():   # the map draws the kept points only
+    xy, ids = xy[keep], ids[keep]
+m_labels, m_conf = (labels[keep], confidence[keep]) if flt.active() else (labels, confidence)
+m_truth = truth[keep] if flt.active() and truth is not None else truth
 if bigmap.use_bigmap(len(xy)):   # past this many points plotly's scatter froze the page (bench/RESULTS.md)
-    bigmap.explore_map(xy, ds.ids, state.color_by, labels, confidence, truth, class_names, name=name,
+    bigmap.explore_map(xy, ids, state.color_by, m_labels, m_conf, m_truth, class_names, name=name,
                        on_select=set_selection, token=f"{run_id}|{state.map.method}|{state.map.seed}")
 else:
     if state.color_by == "confidence":
-        fig = figures.scatter(xy, ds.ids, None, None, values=confidence, value_name="confidence")
+        fig = figures.scatter(xy, ids, None, None, values=m_conf, value_name="confidence")
     elif state.color_by == "true label":
-        fig = figures.scatter(xy, ds.ids, truth, class_names, palette=figures.class_colour)
+        fig = figures.scatter(xy, ids, m_truth, class_names, palette=figures.class_colour)
     else:
-        fig = figures.scatter(xy, ds.ids, labels, name)
+        fig = figures.scatter(xy, ids, m_labels, name)
     chart, preview = st.columns([5, 1])
     chart.plotly_chart(fig, key="map_chart", selection_mode=("points", "box", "lasso"),
                        on_select=lambda: set_selection(gallery.selected_ids(st.session_state.map_chart)),
@@ -90,8 +103,9 @@ if state.selected_ids:
 choices = review.browse_choices(view)   # current clusters (+ the outliers a person marked)
 st.subheader("Clusters at a glance: the most typical images of each")
 for c in view.clusters:
-    st.caption(f"{plain(name(c))} · {view.size(c):,} images")
-    image_grid(ds, gallery.tiles(gallery.prototypes(labels, confidence, c), labels, confidence, ds.ids, name=name,
+    n_kept = f" · {int((flabels == c).sum()):,} kept by the filter" if flt.active() else ""
+    st.caption(f"{plain(name(c))} · {view.size(c):,} images{n_kept}")
+    image_grid(ds, gallery.tiles(gallery.prototypes(flabels, confidence, c), labels, confidence, ds.ids, name=name,
                                  corrected=view.corrected), grid_id=f"proto-{c}", size=48)
 
 st.subheader("Cluster gallery")
@@ -101,10 +115,11 @@ cluster = a.selectbox("Cluster", choices, index=choices.index(state.gallery.clus
                       **bind("w_gallery_cluster", lambda s, v: set_gallery(cluster=int(v), page=1)))
 b.radio("Order", gallery.ORDERS, index=gallery.ORDERS.index(state.gallery.order), horizontal=True,
         **bind("w_gallery_order", lambda s, v: set_gallery(order=v, page=1)))
-rows = gallery.cluster_rows(labels, confidence, cluster, state.gallery.order)
+rows = gallery.cluster_rows(flabels, confidence, cluster, state.gallery.order)
 shown, page, pages = paged(rows, f"w_gallery_page_{cluster}_{state.gallery.order}", state.gallery.page,
                            lambda p: set_gallery(page=p))
-st.caption(f"{plain(name(cluster))}: {len(rows):,} images — showing {len(shown)} (page {page} of {pages}), "
+of = f" of {view.size(cluster):,} kept by the filter" if flt.active() else ""
+st.caption(f"{plain(name(cluster))}: {len(rows):,}{of} images — showing {len(shown)} (page {page} of {pages}), "
            f"{state.gallery.order}.")
 image_grid(ds, gallery.tiles(shown, labels, confidence, ds.ids, class_names, truth, name=name,
                              corrected=view.corrected), grid_id="cluster-grid", size=tile_px(state.tile_size))

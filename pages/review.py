@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.errors import ClusterLensError
 from core.review import OUTLIER
-from ui import engine, enlarged, keys, review
+from ui import engine, enlarged, filters, keys, review
 from ui.frame import frame
 from ui.state import bind, settings
 from ui.text import plain
@@ -59,6 +59,12 @@ if rv.view == "cluster":
     b.selectbox("Cluster", choices, index=choices.index(cluster), format_func=view.label,
                 **bind("w_rv_cluster", lambda s, v: review.set_cluster(v)))
 rows = review.rows_to_show(view, rv.view, cluster, cfg.workspace, fkey)
+truth = ds.labels if ds.has_labels and len(ds.labels) == len(view.labels) else None
+class_names = (ds.class_names or [str(i) for i in range(int(truth.max()) + 1)]) if truth is not None else None
+unclean = engine.unclean(str(cfg.workspace), view.run_id)
+flt = filters.controls("rv", class_names, unclean is not None)
+if flt.active():
+    rows = rows[filters.mask(flt, view.confidence, view.corrected, truth, unclean)[rows]]
 pager_key = f"w_rv_page_{rv.view}_{cluster}"
 shown, page, pages = paged(rows, pager_key, rv.page, review.set_page)
 page_ids = [ds.ids[r] for r in shown]
@@ -68,10 +74,12 @@ what = {"queue": "not yet corrected or checked, lowest confidence first",
         "sample": "not yet corrected or checked, in random order: a spot check also meets the mistakes the "
                   "model is sure of, and correcting a few of a wrongly placed group lets re-training move the rest",
         }.get(rv.view, f"in {plain(view.name(cluster))}, least confident first")
-st.caption(f"{len(rows):,} images {what} — page {page} of {pages}. **Click** images to select them "
+filtered = f" (filter: {plain(filters.describe(flt, class_names))})" if flt.active() else ""
+st.caption(f"{len(rows):,} images {what}{filtered} — page {page} of {pages}. **Click** images to select them "
            "(shift-click selects a range); click again to deselect; **⤢** enlarges one.")
 tile_picker(ds, review.tiles(view, shown, ds), rv.selected, ack=rv.pick_ack, on_pick=review.pick,
-            key="rv_picker", empty="Nothing left here: every image is checked or corrected.",
+            key="rv_picker", empty="No image here is kept by the filter." if flt.active() else
+            "Nothing left here: every image is checked or corrected.",
             size=tile_size_control(), on_open=enlarged.open_image, max_cluster=max(view.clusters, default=0),
             on_key=keys.review_handler(view.version, page, pages, view.clusters, review.set_page, pager_key))
 st.caption(keys.SUMMARY)

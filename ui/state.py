@@ -16,6 +16,7 @@ from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig
 from core.errors import ClusterLensError
 from ui import engine
 from ui.engine import FeatureInfo, TrainInfo
+from ui.filters import Filter
 from ui.jobs import Job, Work
 from ui.settings import Settings, allowed_folder
 from ui.uploads import Upload, save_uploads
@@ -89,6 +90,7 @@ class AppState:
     threshold: float = 0.2           # confidence below this counts as doubtful
     gallery: Gallery = field(default_factory=Gallery)
     selected_ids: list[str] = field(default_factory=list)
+    filter: Filter = Filter()        # what Explore and Review show (ui/filters.py)
     review: Review = field(default_factory=Review)
     tile_size: str = "medium"        # image tiles on Review and Explore: small | medium | large (ui.tile_picker)
     enlarged: str | None = None      # the sample id shown in the enlarged view (ui/enlarged.py), None = closed
@@ -132,6 +134,7 @@ def choose_data(source: str, label: str, limit: int | None = None, n: int | None
     s.feature_info, s.run_id, s.compare, s.selected_ids = None, None, (None, None), []
     s.route = None
     s.gallery = Gallery()
+    s.filter = Filter()   # its true class and corrected set were the old data's
     s.notice = s.error = None
 
 
