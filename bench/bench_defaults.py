@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig  # noqa: E402
 from core.metrics import external_scores  # noqa: E402
-from core.pipeline import build_clusterer, clustering_space, compute_features, load_dataset, run_pipeline  # noqa: E402
+from core.pipeline import build_clusterer, compute_features, joined_space, load_dataset, run_pipeline  # noqa: E402
 from core.route import candidate_routes  # noqa: E402
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -84,9 +84,10 @@ def oracle(ds, k: int, seed: int, ws: str) -> tuple[float, str]:
     """The best candidate route for k-means by ACC (uses labels: a ceiling, not a choice)."""
     best = (-1.0, "")
     for r in candidate_routes(ds):
-        feats, _, key, _ = compute_features(ds, FeatureConfig(backbone=r.backbone, image_size=r.image_size), ws)
+        fcfg = FeatureConfig(backbone=r.backbone, image_size=r.image_size, join=r.join)
+        feats, _, key, _ = compute_features(ds, fcfg, ws)
         cfg = ClusterConfig(k=k, seed=seed, reduce=r.reduce)
-        X = clustering_space(feats, cfg, cache_dir=Path(ws) / "reduced", feature_key=key)
+        X = joined_space(ds, feats, key, fcfg, cfg, ws)
         acc = external_scores(ds.labels, build_clusterer(cfg).fit(X).labels_)["acc"]
         best = max(best, (acc, r.name))
     return best

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", default=None, help="with --backbone checkpoint: a state-dict file")
     run.add_argument("--image-size", type=int, default=None,
                      help="pixels; default: chosen with the route (EfficientNet-Lite0: 64; 224 for few large photos)")
+    run.add_argument("--join", action="append", default=[], metavar="BACKBONE[@SIZE]",
+                     help="cluster another space beside the backbone's (repeat for more): each is reduced as "
+                          "--reduce says, scaled alike and joined; the auto route may choose this itself")
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--pca-dim", type=int, default=None, help="pixels backbone: PCA to this many dims")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -206,7 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(
         data=DataConfig(source=args.data, limit=args.limit),
         features=FeatureConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
-                               device=args.device, pca_dim=args.pca_dim, checkpoint=args.checkpoint),
+                               device=args.device, pca_dim=args.pca_dim, checkpoint=args.checkpoint,
+                               join=tuple(args.join)),
         cluster=ClusterConfig(algo=args.algo, k=args.k, metric=args.metric, seed=args.seed, reduce=args.reduce,
                               params=dict(args.param)),
         map=MapConfig(method=args.map, seed=args.seed),
@@ -254,9 +258,10 @@ def _print_route(route: dict[str, Any]) -> None:
     for c in route["candidates"]:
         r = c["route"]
         flags = f"--backbone {r['backbone']}" + (f" --image-size {r['image_size']}" if r["image_size"] else "")
+        flags += "".join(f" --join {s}" for s in r.get("join") or ())
         mark = "*" if c["name"] == route["chosen_name"] else " "
         agree = "  —  " if c["agreement"] is None else f"{c['agreement']:.3f}"
-        print(f"  {mark} {c['name']:34s} agreement {agree}  {c['seconds']:6.1f} s   "
+        print(f"  {mark} {c['name']:50s} agreement {agree}  {c['seconds']:6.1f} s   "
               f"{flags} --reduce {r['reduce']}")
 
 

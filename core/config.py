@@ -34,6 +34,12 @@ class FeatureConfig:
     device: str = "auto"
     pca_dim: int | None = None        # raw pixels only: PCA-reduce to this many dimensions
     checkpoint: str | None = None     # backbone="checkpoint": path to a state dict
+    # more spaces clustered beside the backbone's: "name" or "name@size" each; every space is reduced
+    # as ClusterConfig.reduce says, scaled to one average spread and joined (core.pipeline.joined_space)
+    join: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:   # a stored run's config comes back from JSON with a list
+        object.__setattr__(self, "join", tuple(self.join or ()))
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,17 @@ def parse_reduce(spec: str) -> tuple[str, int | None]:
     return method, int(n)
 
 
+def parse_space(spec: str) -> tuple[str, int | None]:
+    """"name" or "name@size" (a FeatureConfig.join entry) -> (backbone name, image size or None)."""
+    name, _, size = str(spec).partition("@")
+    if not name or (size and not size.isdigit()):
+        raise ParameterError(f"a joined space is a backbone name or name@size (e.g. efficientnet_lite0@64), "
+                             f"got {spec!r}")
+    if size and not 8 <= int(size) <= 1024:
+        raise ParameterError(f"image size must be between 8 and 1024 pixels, got {spec!r}")
+    return name, int(size) if size else None
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check everything that can be checked before any data is read. Returns cfg."""
     d, f, c, m = cfg.data, cfg.features, cfg.cluster, cfg.map
@@ -89,6 +106,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ParameterError(f"batch size must be at least 1, got {f.batch_size}")
     if f.pca_dim is not None and f.pca_dim < 1:
         raise ParameterError(f"pca_dim must be at least 1, got {f.pca_dim}")
+    for spec in f.join:
+        parse_space(spec)
+    if f.join and f.backbone == "auto":
+        raise ParameterError("joined spaces need a fixed backbone (--backbone NAME --join OTHER): with backbone "
+                             "auto the route chooses its spaces, joined ones included")
     if c.k < 2:
         raise ParameterError(f"k must be at least 2 (got {c.k}): one cluster holds everything and says nothing")
     if c.metric not in METRICS:

@@ -137,6 +137,37 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
     return Z
 
 
+def scaled(X: np.ndarray) -> np.ndarray:
+    """Centred and divided by its average per-dimension spread: spaces of any size or scale weigh
+    alike when joined, and each keeps its own geometry (one factor per space)."""
+    X = np.asarray(X, dtype=np.float32)
+    spread = float(X.std(0).mean())
+    return (X - X.mean(0)) / (spread if spread > 0 else 1.0)
+
+
+def joined_space(dataset: ImageDataset, features: np.ndarray, feature_key: str, feat_cfg: FeatureConfig,
+                 cfg: ClusterConfig, workspace: str | Path, *, progress: Progress | None = None,
+                 should_stop: ShouldStop | None = None) -> np.ndarray:
+    """The space the clusterer sees: the backbone's features reduced as ``cfg.reduce`` says, and,
+    when ``feat_cfg.join`` names more spaces, each of those reduced the same way, every one
+    :func:`scaled`, side by side (N, sum of their widths). Features and reductions are cached."""
+    from dataclasses import replace
+
+    from core.config import parse_space
+
+    cache_dir = Path(workspace) / "reduced"
+    X = clustering_space(features, cfg, cache_dir=cache_dir, feature_key=feature_key)
+    if not feat_cfg.join:
+        return X
+    parts = [scaled(X)]
+    for spec in feat_cfg.join:
+        name, size = parse_space(spec)
+        part_cfg = replace(feat_cfg, backbone=name, image_size=size, checkpoint=None, join=())
+        feats, _, key, _ = compute_features(dataset, part_cfg, workspace, progress=progress, should_stop=should_stop)
+        parts.append(scaled(clustering_space(feats, cfg, cache_dir=cache_dir, feature_key=key)))
+    return np.concatenate(parts, axis=1)
+
+
 def reduced_path(cache_dir: Path, feature_key: str, cfg: ClusterConfig) -> Path:
     """Where :func:`clustering_space` keeps ``cfg.reduce`` of these features (seeded)."""
     return Path(cache_dir) / f"{feature_key}-{cfg.reduce.replace(':', '')}-s{cfg.seed}.npy"
@@ -296,7 +327,7 @@ def resolve_route(cfg: RunConfig, dataset: ImageDataset, say: Progress, stop: Sh
                           reduce=c.reduce, device=f.device, metric=c.metric, progress=say, should_stop=stop)
     r = choice.chosen
     seconds["route"] = time.perf_counter() - t
-    return cfg.with_(features=replace(f, backbone=r.backbone, image_size=r.image_size),
+    return cfg.with_(features=replace(f, backbone=r.backbone, image_size=r.image_size, join=r.join),
                      cluster=replace(c, reduce=r.reduce)), choice
 
 
@@ -372,7 +403,8 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
         return not stop()
 
     truth = dataset.labels if dataset.has_labels else None
-    space = clustering_space(feats, cfg.cluster, cache_dir=store.root / "reduced", feature_key=feature_key)
+    space = joined_space(dataset, feats, feature_key, cfg.features, cfg.cluster, store.root,
+                         progress=say, should_stop=stop)
     est, X = cluster(feats, cfg.cluster, device=cfg.features.device, dataset=dataset,
                      eval_labels=truth, fixed_labels=fixed_labels, initial_labels=initial_labels,
                      callback=on_epoch, space=space)

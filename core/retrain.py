@@ -42,7 +42,7 @@ from core.pipeline import (
     Progress,
     RunResult,
     ShouldStop,
-    clustering_space,
+    joined_space,
     prepare_inputs,
     record_run,
 )
@@ -159,8 +159,8 @@ def retrain(workspace: str | Path, run_id: int, *, algo: str | None = None, para
                     say("retrain", 0.0, f"with nothing held and run {run_id}'s settings and seed this gives "
                                         f"run {run_id} again; pass another seed for another draw")
             else:
-                space = clustering_space(inputs.features, cfg.cluster, cache_dir=store.root / "reduced",
-                                         feature_key=inputs.feature_key)
+                space = joined_space(inputs.dataset, inputs.features, inputs.feature_key, cfg.features,
+                                     cfg.cluster, store.root)
                 initial = _fill_outliers(cur_enc, np.asarray(space, dtype=np.float64), len(classes))
             start_labels = classes[initial]
 

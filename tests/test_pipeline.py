@@ -154,3 +154,37 @@ def test_labels_csv_neutralises_formula_file_names(tmp_path):
     assert [line.split(",")[0] for line in lines[2:]] == ["'+1", "plain"]
     assert lines[1].startswith("\"'=HYPERLINK(")
     assert read_labels_csv(out["labels_csv"])[0] == ds.ids       # read back exactly
+
+
+def test_a_run_on_joined_spaces_clusters_them_side_by_side(tmp_path):
+    """--backbone pixels --join efficientnet_lite0@32 --reduce pca:4: each space reduced alone,
+    scaled to one average spread, joined (N, 8); the run's labels are k-means there, its features
+    (what the map and neighbours use) the backbone's own, and its config keeps the join."""
+    from core.pipeline import compute_features, joined_space, scaled
+
+    feats_cfg = FeatureConfig(backbone="pixels", join=("efficientnet_lite0@32",))
+    cluster_cfg = ClusterConfig(algo="kmeans", k=10, reduce="pca:4")
+    cfg = RunConfig(data=DataConfig("digits", limit=200), features=feats_cfg, cluster=cluster_cfg,
+                    map=MapConfig(method="none"), workspace=str(tmp_path))
+    res = run_pipeline(cfg)
+    from core.data import open_dataset
+
+    ds = open_dataset("digits", workspace=tmp_path, limit=200)
+    px, _, key, _ = compute_features(ds, FeatureConfig(backbone="pixels"), tmp_path)
+    space = joined_space(ds, px, key, feats_cfg, cluster_cfg, tmp_path)
+    assert space.shape == (200, 8)
+    for part in (space[:, :4], space[:, 4:]):
+        np.testing.assert_allclose(part.mean(0), 0, atol=1e-4)
+        assert part.std(0).mean() == pytest.approx(1.0, rel=1e-4)
+    assert not np.allclose(space[:, 4:], space[:, :4])
+    np.testing.assert_array_equal(res.labels, build_clusterer(cluster_cfg).fit(space).labels_)
+    with Store(tmp_path) as store:
+        run = store.run(res.run_id)
+        assert run["config"]["features"]["join"] == ["efficientnet_lite0@32"]
+        assert store.query("SELECT backbone FROM feature_sets WHERE id = ?", (run["feature_set_id"],))[0][
+            "backbone"] == "pixels"
+    assert scaled(np.zeros((3, 2))).tolist() == [[0.0, 0.0]] * 3                 # no spread: no division by 0
+    with pytest.raises(ParameterError, match="joined spaces need a fixed backbone"):
+        run_pipeline(cfg.with_(features=FeatureConfig(backbone="auto", join=("pixels",))))
+    with pytest.raises(ParameterError, match="a joined space is a backbone name or name@size"):
+        run_pipeline(cfg.with_(features=FeatureConfig(backbone="pixels", join=("lite@big",))))

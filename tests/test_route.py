@@ -44,7 +44,11 @@ def test_candidates_follow_the_data_and_fixed_choices_win() -> None:
     small = dataset()
     assert candidate_routes(small) == [Route("pixels", None, "none"), Route("pixels", None, "umap:10"),
                                        Route("efficientnet_lite0", 64, "none"),
-                                       Route("efficientnet_lite0", 64, "umap:10")]
+                                       Route("efficientnet_lite0", 64, "umap:10"),
+                                       Route("pixels", None, "umap:10", ("efficientnet_lite0@64",))]
+    joined = candidate_routes(small)[-1]
+    assert joined.name == "pixels → umap:10 + efficientnet_lite0@64 → umap:10"
+    assert joined.parts == (Route("pixels", None, "umap:10"), Route("efficientnet_lite0", 64, "umap:10"))
     assert candidate_routes(small, backbone="pixels", reduce="none") == [Route("pixels", None, "none")]
     assert candidate_routes(small, reduce="pca:20") == [Route("pixels", None, "pca:20"),
                                                         Route("efficientnet_lite0", 64, "pca:20")]
@@ -52,6 +56,7 @@ def test_candidates_follow_the_data_and_fixed_choices_win() -> None:
         Route("efficientnet_lite0", 128, "none"), Route("efficientnet_lite0", 128, "umap:10")]
     photos = dataset(n=60, side=160)                 # big images, few of them: the CNN's own size too
     assert Route("efficientnet_lite0", 224, "none") in candidate_routes(photos)
+    assert candidate_routes(photos)[-1].join == ("efficientnet_lite0@64", "efficientnet_lite0@224")
     assert [r.reduce for r in candidate_routes(dataset(n=20))] == ["none", "none"]   # too few for UMAP
 
 
@@ -91,7 +96,8 @@ def test_cli_run_with_no_flags_chooses_and_shows_the_route(tmp_path, capsys) -> 
     route = summary["route"]
     names = [c["name"] for c in route["candidates"]]
     assert sorted(names) == sorted(["pixels", "pixels → umap:10", "efficientnet_lite0@64",
-                                    "efficientnet_lite0@64 → umap:10"])
+                                    "efficientnet_lite0@64 → umap:10",
+                                    "pixels → umap:10 + efficientnet_lite0@64 → umap:10"])
     assert route["chosen_name"] == names[0]
     agree = [c["agreement"] for c in route["candidates"]]
     assert agree == sorted(agree, reverse=True) and all(0 < a <= 1 for a in agree)
@@ -130,3 +136,24 @@ def test_with_a_fixed_backbone_the_other_spaces_still_vote(monkeypatch, tmp_path
     assert "agree most with the other 3 routes'" in choice.why
     only = choose_route(dataset(n=90), 3, tmp_path, backbone="pixels", reduce="none")
     assert only.chosen == Route("pixels", None, "none") and only.as_dict()["candidates"][0]["agreement"] is None
+
+
+def test_a_joined_route_wins_when_each_space_sees_only_part_of_the_groups(monkeypatch, tmp_path) -> None:
+    """Four groups; one space tells 0 from 1 but not 2 from 3, the other the reverse. Side by side
+    they tell all four apart, and that partition is the one the single spaces both confirm."""
+    rng = np.random.default_rng(3)
+    g = np.repeat([0, 1, 2, 3], 30)
+    a = np.array([[0, 0], [12, 0], [0, 12], [0, 12]])[g] + rng.normal(0, 1, (120, 2))   # 2 and 3 as one
+    b = np.array([[0, 0], [0, 0], [12, 0], [0, 12]])[g] + rng.normal(0, 1, (120, 2))    # 0 and 1 as one
+    spaces = {"pixels": a, "cnn": b}
+
+    def fake_features(ds, cfg, workspace, **kw):  # noqa: ANN001, ANN202
+        return spaces[cfg.backbone].astype(np.float32), True, cfg.backbone, tmp_path
+
+    monkeypatch.setattr(core.pipeline, "compute_features", fake_features)
+    monkeypatch.setattr(core.pipeline, "clustering_space", lambda feats, cfg, **kw: feats)
+    monkeypatch.setattr("core.route.candidate_routes", lambda ds, **kw: [
+        Route("pixels", None, "umap:10"), Route("cnn", None, "umap:10"), Route("pixels", None, "umap:10", ("cnn",))])
+    choice = choose_route(dataset(n=120), 4, tmp_path, seed=0)
+    assert choice.chosen == Route("pixels", None, "umap:10", ("cnn",))
+    assert choice.as_dict()["chosen"]["join"] == ("cnn",)

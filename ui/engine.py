@@ -287,7 +287,8 @@ def features_work(ds: ImageDataset, data: DataConfig, cfg: FeatureConfig, worksp
             choice = choose_route(ds, c.k, workspace, seed=c.seed, image_size=cfg.image_size, device=cfg.device,
                                   metric=c.metric, progress=lambda st_, f, m: report(f, f"choosing the route: {m}"),
                                   should_stop=should_stop)
-            used = replace(cfg, backbone=choice.chosen.backbone, image_size=choice.chosen.image_size)
+            used = replace(cfg, backbone=choice.chosen.backbone, image_size=choice.chosen.image_size,
+                           join=choice.chosen.join)
             route = choice.as_dict()
         feats, from_cache, key, path = compute_features(ds, used, workspace, progress=progress,
                                                          should_stop=should_stop)

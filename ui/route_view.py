@@ -22,8 +22,10 @@ def route_panel(route: dict[str, Any], features: FeatureConfig, reduce: str) -> 
         st.bar_chart(table.set_index("route")["agreement"], horizontal=True, height=40 + 28 * len(table))
         for n, c in enumerate(route["candidates"]):
             r = c["route"]
-            using = (r["backbone"], r["image_size"], r["reduce"]) == (features.backbone, features.image_size, reduce)
+            join = tuple(r.get("join") or ())
+            using = ((r["backbone"], r["image_size"], r["reduce"], join)
+                     == (features.backbone, features.image_size, reduce, features.join))
             st.button(f"Use {c['name']}" if not using else f"{c['name']} (in use)", key=f"w_route_{n}",
-                      disabled=using, on_click=use_route, args=(r["backbone"], r["image_size"], r["reduce"]),
+                      disabled=using, on_click=use_route, args=(r["backbone"], r["image_size"], r["reduce"], join),
                       help=("agreement " + ("not measured" if c["agreement"] is None else f"{c['agreement']:.3f}")
                             + "; its features are cached, so this is quick"))

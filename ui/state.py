@@ -269,11 +269,11 @@ def start_features() -> None:
               data=s.data)
 
 
-def use_route(backbone: str, image_size: int | None, reduce: str) -> None:
+def use_route(backbone: str, image_size: int | None, reduce: str, join: tuple[str, ...] = ()) -> None:
     """One click on a route of the Cluster page's list: its features (cached when the route search
-    made them) and its reduction, then the clustering runs again."""
+    made them), the spaces joined to them and its reduction, then the clustering runs again."""
     s = get_state()
-    s.features = replace(s.features, backbone=backbone, image_size=image_size)
+    s.features = replace(s.features, backbone=backbone, image_size=image_size, join=tuple(join))
     s.cluster = replace(s.cluster, reduce=reduce)
     st.session_state.pop("w_backbone", None)   # the Features page shows the new choice
     st.session_state.pop("w_size", None)
@@ -294,7 +294,8 @@ SIZE_DEFAULT = "backbone default"   # the image-size slider's first stop
 def set_backbone(name: str, default_size: int | None) -> None:
     """A backbone without a size of its own (pixels) uses the images' native size."""
     s = get_state()
-    s.features = replace(s.features, backbone=name, image_size=s.features.image_size if default_size else None)
+    s.features = replace(s.features, backbone=name, image_size=s.features.image_size if default_size else None,
+                         join=())   # a backbone picked by hand is one space
     # set the slider itself: with key-based widget identity the browser would send its old value back
     st.session_state["w_size"] = s.features.image_size or SIZE_DEFAULT
 

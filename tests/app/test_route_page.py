@@ -21,7 +21,7 @@ def test_auto_route_is_the_default_is_shown_and_another_is_one_click(app: AppTes
     panel = next(e for e in app.expander if e.label.startswith("Route chosen from the data: "))
     chosen = panel.label.removeprefix("Route chosen from the data: ")
     labels = [shown(b.label) for b in app.button if b.key and b.key.startswith("w_route_")]
-    assert labels[0] == f"{chosen} (in use)" and len(labels) == 4
+    assert labels[0] == f"{chosen} (in use)" and len(labels) == 5   # four single spaces and all of them joined
     assert app.selectbox(key="w_reduce").value == ("umap:10" if "umap" in chosen else "none")
     other = next(b for b in app.button if b.key == "w_route_3")
     name = shown(other.label).removeprefix("Use ")
