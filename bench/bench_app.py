@@ -9,6 +9,11 @@ Prints a table; nothing here is asserted (DESIGN.md: figures go to the issue and
    and a whole Explore page rerun after turning the gallery page.
 3. Map: a 100,000-point Scattergl (ui.figures.scatter) in a real chromium: time to draw, time from
    releasing a lasso to the app listing the selection, and the longest main-thread task (freezing).
+4. Review clicks (issue 26): the real app served as in the browser tests, a digits run and a
+   Fashion-MNIST test-split run (pixels, k-means k=10, PCA-50); per action the time from the click
+   or key to what it shows being visible: a tile's outline, the "N image(s) selected" count, a move
+   by its number key ("Moved … Saved."), undo by z ("Undone. Saved."), and the enlarged view (⤢ →
+   the big image and its 8 neighbours drawn).
 """
 from __future__ import annotations
 
@@ -180,17 +185,94 @@ def bench_browser() -> None:
         f"{n}; longest main-thread task {sel_long:.0f} ms; event-loop ping after {ping:.0f} ms")
 
 
+def _review_clicks(page, url: str, run: int, label: str, repeat: int) -> None:  # noqa: ANN001
+    import re
+
+    from tests.e2e.test_review_browser import TILES, settled, tile_ids
+
+    page.goto(f"{url}/review?run={run}")
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Run: #{run}", exact=True).wait_for(timeout=300_000)
+    page.get_by_text(re.compile(rf"^Run #{run} ")).first.wait_for(timeout=300_000)
+    page.locator(TILES).first.wait_for(timeout=300_000)
+    settled(page)
+    took: dict[str, list[float]] = {k: [] for k in ("outline", "count", "move", "undo", "enlarge")}
+    for i in range(repeat):
+        sid = tile_ids(page)[i]
+        t = time.perf_counter()
+        page.locator(f'{TILES}[data-id="{sid}"]').click()
+        page.wait_for_selector(f'.cl-pick[data-id="{sid}"][aria-pressed="true"]', state="attached")
+        took["outline"].append(time.perf_counter() - t)
+        page.get_by_text("1 image(s) selected").first.wait_for()
+        took["count"].append(time.perf_counter() - t)
+        settled(page)
+        target = next(c for c in range(10) if f"cluster_{c} ·" not in
+                      page.locator(f'{TILES}[data-id="{sid}"] span.cap').inner_text())
+        t = time.perf_counter()
+        page.keyboard.press(str(target))
+        page.get_by_text(f"Moved 1 image(s) to cluster_{target}. Saved.").first.wait_for()
+        took["move"].append(time.perf_counter() - t)
+        settled(page)
+        t = time.perf_counter()
+        page.keyboard.press("z")
+        page.get_by_text("Undone. Saved.").first.wait_for()
+        took["undo"].append(time.perf_counter() - t)
+        settled(page)
+        other = tile_ids(page)[i + 1]
+        t = time.perf_counter()
+        page.locator(f'.cl-open[data-open="{other}"]').click()
+        dialog = page.get_by_role("dialog")
+        dialog.locator(f'img.cl-big[data-sample-id="{other}"]').wait_for()
+        page.wait_for_function("() => document.querySelectorAll('#enlarged-neighbours [data-sample-id]').length == 8")
+        took["enlarge"].append(time.perf_counter() - t)
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="detached")
+        settled(page)
+    what = {"outline": "tile click → its outline", "count": "tile click → 'N image(s) selected'",
+            "move": "number key → 'Moved … Saved.'", "undo": "z → 'Undone. Saved.'",
+            "enlarge": "⤢ → enlarged view with 8 neighbours"}
+    for k, v in took.items():
+        row(f"{label}: {what[k]}", f"median {statistics.median(v):.2f} s, max {max(v):.2f} s", f"{len(v)} tries")
+
+
+def bench_review_clicks(repeat: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, served_app
+
+    home = Path(os.environ["CLUSTERLENS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for label, source in (("digits", "digits"), ("Fashion-MNIST test", "fashion-mnist")):
+        runs[label] = run_pipeline(RunConfig(data=DataConfig(source=source), features=FeatureConfig(backbone="pixels"),
+                                             cluster=ClusterConfig(algo="kmeans", k=10, reduce="pca:50"),
+                                             map=MapConfig(method="none"), workspace=str(home))).run_id
+    with served_app(home) as url, sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for label, run in runs.items():
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            _review_clicks(page, url, run, label, repeat)
+            page.close()
+        b.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-browser", action="store_true")
+    ap.add_argument("--only-review", action="store_true", help="only the review click timings (4.)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("CLUSTERLENS_HOME", str(Path(tempfile.gettempdir()) / "clusterlens-bench-app"))
     os.environ.setdefault("CLUSTERLENS_JOB_WAIT_S", "10")   # a move finishes within the same script run
     print(f"workspace {os.environ['CLUSTERLENS_HOME']}, {os.cpu_count()} CPU(s)", flush=True)
-    bench_slider_and_gallery(args.repeat)
+    if not args.only_review:
+        bench_slider_and_gallery(args.repeat)
     if not args.skip_browser:
-        bench_browser()
+        if not args.only_review:
+            bench_browser()
+        bench_review_clicks(max(args.repeat, 3))
     w = max(len(r[0]) for r in ROWS)
     print("\n| what | time | note |\n|---|---|---|")
     for what, value, note in ROWS:

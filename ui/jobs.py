@@ -115,6 +115,8 @@ class Job:
         with self._lock:
             self.result, self.status, self.fraction = result, "done", 1.0
             self.finished = time.monotonic()
+            if _POINTS.search(self.message) and "UMAP" in self.message.upper():
+                umap_finished()   # a map job's last step was a UMAP: it is compiled in this process now
 
     # -- the page side --------------------------------------------------------------------
     @property

@@ -57,7 +57,8 @@ _CSS = """
   line-height:20px;border-radius:50%;background:#ff4b4b;color:#fff;font-size:13px;font-weight:700}
 .cl-pick .mark{position:absolute;top:4px;left:6px;font-size:12px;line-height:16px;background:#ffd54f;color:#000;
   border-radius:3px;padding:0 3px;font-weight:700}
-.cl-open{position:absolute;left:6px;bottom:calc(100% - var(--cl-px,72px) - 4px);width:22px;height:22px;padding:0;
+.cl-open{position:absolute;left:calc(50% - var(--cl-px,72px) / 2 + 3px);top:calc(var(--cl-px,72px) - 20px);
+  width:22px;height:22px;padding:0;
   border:0;border-radius:4px;background:rgba(0,0,0,.55);color:#fff;font-size:14px;line-height:22px;cursor:zoom-in;
   opacity:.75}
 .cl-open:hover,.cl-open:focus-visible{opacity:1;background:#1c83e1}

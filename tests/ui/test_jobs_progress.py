@@ -102,3 +102,17 @@ def test_a_report_starts_a_new_step_timer_and_keeps_its_estimate():
     job = Job(kind="t", title="t")
     job._run(work)
     assert seen == {"reduce": 99.0, "cluster": ("cluster", 3.0)}
+
+
+def test_a_finished_umap_map_drops_the_compile_time_from_later_estimates(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(jobs, "_umap_compiled", False)
+    before = estimate_seconds("umap", 10_000)
+
+    def work(report, should_stop):  # noqa: ANN001, ANN202
+        report(None, "UMAP of 10,000 points (UMAP compiles for ~30 s the first time)")
+        return "map.npy"
+
+    job = Job(kind="map", title="2-D map (UMAP)")
+    job._run(work)
+    assert job.status == "done"
+    assert before - estimate_seconds("umap", 10_000) == pytest.approx(jobs.UMAP_COMPILE_S)
