@@ -355,13 +355,17 @@ def start_map() -> None:
     ds = engine.open_data(s.data, cfg.workspace)
     info = s.feature_info
     start_job("map", f"2-D map ({s.map.method.upper()})",
-              engine.map_work(ds, info.features, info.key, s.map, cfg.workspace), data=s.data)
+              engine.map_work(ds, info.features, info.key, s.map, cfg.workspace), data=s.data, map=s.map)
 
 
 def set_map(**changes: Any) -> None:
+    """Another map: a map job still drawing the previous choice is stale, so the new map replaces it
+    (it starts once the stale one has stopped; ui.jobs)."""
     s = get_state()
     s.map = replace(s.map, **changes)
     s.selected_ids = []
+    if s.job is not None and s.job.running and s.job.kind == "map" and s.job.params.get("map") != s.map:
+        start_map()
 
 
 def set_compare(side: int, run_id: int) -> None:

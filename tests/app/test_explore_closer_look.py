@@ -61,3 +61,19 @@ def test_a_gallery_click_opens_the_enlarged_view_and_tile_size_applies(exploring
     grid = next(h.proto.body for h in at.get("html") if 'id="cluster-grid"' in h.proto.body)
     assert f"width:{TILE_SIZES['small']}px" in grid
     assert at.session_state["clusterlens"].tile_size == "small"
+
+
+def test_a_newer_map_choice_replaces_the_stale_map_job(exploring: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = exploring
+    monkeypatch.setenv("CLUSTERLENS_JOB_WAIT_S", "0")
+    at.radio(key="w_map").set_value("tsne").run()
+    stale = at.session_state["clusterlens"].job
+    assert stale.kind == "map" and stale.params["map"].method == "tsne"
+    at.radio(key="w_map").set_value("umap").run()            # changed one's mind before t-SNE was drawn
+    job = at.session_state["clusterlens"].job
+    assert job is not stale and job.params["map"].method == "umap"
+    assert stale._stop.is_set()                              # the stale job was told to stop
+    assert "Showing the PCA map until the UMAP map is ready" in texts(at)
+    at.button(key="job_stop").click().run()
+    assert job.wait(120) and stale.wait(120)
+    assert job.status == "cancelled"
