@@ -8,7 +8,7 @@ from ui.hover_preview import hover_preview
 from ui.state import MAP_METHODS, bind, set_gallery, set_map, set_selection, settings, start_map
 from ui.text import plain
 from ui.tile_picker import tile_px, tile_size_control
-from ui.widgets import image_grid, paged
+from ui.widgets import image_grid, paged, relabel_pick_lists
 
 state, cfg = frame(), settings()
 st.title("Explore")
@@ -109,6 +109,7 @@ for c in view.clusters:
                                  corrected=view.corrected), grid_id=f"proto-{c}", size=48)
 
 st.subheader("Cluster gallery")
+relabel_pick_lists("explore", view.version, ("w_gallery_cluster",), set(choices))
 a, b = st.columns(2)
 cluster = a.selectbox("Cluster", choices, index=choices.index(state.gallery.cluster)
                       if state.gallery.cluster in choices else 0, format_func=view.label,

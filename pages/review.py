@@ -10,7 +10,7 @@ from ui.frame import frame
 from ui.state import bind, settings
 from ui.text import plain
 from ui.tile_picker import tile_picker, tile_size_control
-from ui.widgets import paged, param_controls
+from ui.widgets import paged, param_controls, relabel_pick_lists
 
 review.open_run_from_url()   # a reload starts a new session: ?run=N reopens the run
 state, cfg = frame(), settings()
@@ -50,6 +50,8 @@ if run_data.changed:
 review.outcome("edit")
 
 # -- the images: the queue or one cluster; click tiles to select ------------------------------
+relabel_pick_lists("review", view.version, ("w_rv_cluster", "w_rv_target", "w_rv_rename_c", "w_rv_merge_a",
+                                           "w_rv_merge_b", "w_rv_split_c"), set(review.move_targets(view)))
 a, b = st.columns([3, 2])
 a.radio("Show", list(review.VIEWS), index=list(review.VIEWS).index(rv.view), format_func=review.VIEWS.get,
         horizontal=True, **bind("w_rv_view", lambda s, v: review.set_view(v)))

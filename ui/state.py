@@ -91,6 +91,7 @@ class AppState:
     gallery: Gallery = field(default_factory=Gallery)
     selected_ids: list[str] = field(default_factory=list)
     filter: Filter = Filter()        # what Explore and Review show (ui/filters.py)
+    labels_drawn: dict[str, int] = field(default_factory=dict)   # page → edit version its pick lists show
     review: Review = field(default_factory=Review)
     tile_size: str = "medium"        # image tiles on Review and Explore: small | medium | large (ui.tile_picker)
     enlarged: str | None = None      # the sample id shown in the enlarged view (ui/enlarged.py), None = closed

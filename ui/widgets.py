@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,26 @@ def image_grid(ds: ImageDataset, tiles: Sequence[Tile], *, size: int = THUMB_PX,
                      f"<figcaption>{html.escape(t.caption)}</figcaption></figure>")
     parts.append("</div>")
     st.html("".join(parts))
+
+
+def relabel_pick_lists(page: str, stamp: int, keys: Sequence[str], valid: Collection[Any]) -> None:
+    """Call before drawing selectboxes whose labels carry counts ("cluster_2 (237 images)"), with
+    ``stamp`` changing whenever the counts may have (the run's edit version). A keyed selectbox's
+    value travels as its label, and Streamlit sends the label again only when the value changes:
+    after a split the closed box still read "cluster_2 (237 images)" (issue 26). Writing each
+    value back once per stamp makes Streamlit send the box its new label; a value no longer
+    among ``valid`` (a merged-away cluster) is dropped, so the box starts at its default."""
+    drawn = get_state().labels_drawn
+    if drawn.get(page) == stamp:
+        return
+    drawn[page] = stamp
+    for key in keys:
+        if key not in st.session_state:
+            continue
+        if st.session_state[key] in valid:
+            st.session_state[key] = st.session_state[key]
+        else:
+            del st.session_state[key]
 
 
 def paged(rows: np.ndarray, key: str, page: int, on_page: Any) -> tuple[np.ndarray, int, int]:
