@@ -35,7 +35,8 @@ def k_suggestion(ds: ImageDataset, info: FeatureInfo, cluster: ClusterConfig, wo
         st.caption("A suggested k shows here once this UMAP reduction is cached (the first run with it does that).")
         return
     try:
-        s = _suggest(str(workspace), info.key, cluster.reduce, cluster.seed, k_max, _ds=ds, _features=info.features)
+        s = _suggest(str(workspace), info.key, cluster.reduce, cluster.seed, k_max, info.features.join, _ds=ds,
+                     _features=info.features)
     except ClusterLensError as e:
         st.caption(f"No suggested k: {plain(e)}")
         return
@@ -54,9 +55,10 @@ def use_k(k: int) -> None:
 
 
 @st.cache_data(show_spinner="Suggesting k…", max_entries=32)
-def _suggest(workspace: str, feature_key: str, reduce: str, seed: int, k_max: int, *, _ds: ImageDataset,
-             _features: FeatureConfig) -> KSuggestion:
-    """Keyed by the features' content key, the reduction and the seed: the page's reruns never redo it."""
+def _suggest(workspace: str, feature_key: str, reduce: str, seed: int, k_max: int, join: tuple[str, ...], *,
+             _ds: ImageDataset, _features: FeatureConfig) -> KSuggestion:
+    """Keyed by the features' content key, the spaces joined to them, the reduction and the seed: the
+    page's reruns never redo it."""
     return engine_suggest.suggest_k_for(_ds, _features, workspace, reduce=reduce, seed=seed, k_max=k_max)
 
 

@@ -99,13 +99,14 @@ def suggest_k_for(dataset: ImageDataset, features: FeatureConfig, workspace: str
                   seed: int = 0, k_min: int = 2, k_max: int = 20, max_samples: int = MAX_SAMPLES,
                   criterion: str = "silhouette", progress: Progress | None = None) -> KSuggestion:
     """The suggestion for the space a run with these settings clusters in: the workspace's cached
-    features, reduced (and that reduction cached) exactly as the pipeline does with this seed."""
+    features (and any spaces joined to them), reduced (and that reduction cached) exactly as the
+    pipeline does with this seed."""
     from core.config import ClusterConfig
-    from core.pipeline import clustering_space, compute_features
+    from core.pipeline import compute_features, joined_space
 
     feats, _, key, _ = compute_features(dataset, features, workspace, progress=progress)
-    X = clustering_space(feats, ClusterConfig(reduce=reduce, seed=seed), cache_dir=Path(workspace) / "reduced",
-                         feature_key=key)
+    X = joined_space(dataset, feats, key, features, ClusterConfig(reduce=reduce, seed=seed), workspace,
+                     progress=progress)
     return suggest_k(X, k_min=k_min, k_max=k_max, seed=seed, max_samples=max_samples, criterion=criterion)
 
 

@@ -102,3 +102,21 @@ def test_bad_arrays_are_refused():
 def test_unknown_criterion_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="unknown k criterion 'elbow'; choose one of: silhouette, "):
         suggest_k(blobs(4), criterion="elbow")
+
+
+def test_the_suggestion_for_a_joined_route_is_made_in_the_joined_space(tmp_path, monkeypatch):
+    """suggest_k_for with FeatureConfig.join clusters the same space the run does: every space
+    reduced, scaled and side by side (here 2 + 2 PCA dimensions)."""
+    import core.cluster.suggest_k as sk
+    from core.config import FeatureConfig
+    from core.data import open_dataset
+
+    seen = []
+    real = sk.suggest_k
+    monkeypatch.setattr(sk, "suggest_k", lambda X, **kw: seen.append(X.shape) or real(X, **kw))
+    ds = open_dataset("digits", workspace=tmp_path, limit=150)
+    joined = FeatureConfig(backbone="pixels", join=("efficientnet_lite0@32",))
+    s = sk.suggest_k_for(ds, joined, tmp_path, reduce="pca:2", k_max=6)
+    single = sk.suggest_k_for(ds, FeatureConfig(backbone="pixels"), tmp_path, reduce="pca:2", k_max=6)
+    assert seen == [(150, 4), (150, 2)]
+    assert s.ks == single.ks == (2, 3, 4, 5, 6) and s.scores != single.scores
