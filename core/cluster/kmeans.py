@@ -13,6 +13,17 @@ Metrics: ``euclidean``; ``cosine`` (spherical k-means: rows and centroids on the
 and ``transform`` are measured in that metric's space; ``cluster_centers_`` are in the input
 space (cosine: the unit mean direction of each cluster).
 
+Large N (``algorithm="auto"`` above :data:`SAMPLED_ABOVE` rows): the restarts and k-means++
+run on a seeded random sample of :func:`sample_size` rows (Lloyd to convergence there), and
+the best sample centres start one Lloyd run on all rows. Measured at 1M x 64 against scikit-learn's
+MiniBatchKMeans and faiss (bench/bench_scale.py, bench/RESULTS.md "Scale"): lower inertia on
+all points than MiniBatchKMeans in less time. X may be a read-only memory map: nothing copies it
+(euclidean). At and below the threshold nothing changed: the same labels as before.
+
+Progress: ``fit(..., progress=fn)`` calls ``fn(done, total, what)`` after each pass over the
+data (``done``/``total`` passes, ``what`` a line with the rate in points/s); returning False
+stops, like ``callback``. Every ``callback`` record carries ``progress`` (0..1) too.
+
 ``confidence_`` is the relative margin between the nearest and the second-nearest centroid,
 ``1 - d1 / d2`` with d the (metric) distances: 1 at a centroid, 0 on the boundary between two
 clusters. It is scale-free and needs no temperature, unlike a softmax over distances.
@@ -20,6 +31,8 @@ clusters. It is scale-free and needs no temperature, unlike a softmax over dista
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +47,16 @@ from core.errors import ParameterError
 
 METRICS = ("euclidean", "cosine", "mahalanobis")
 INITS = ("k-means++", "random")
+ALGORITHMS = ("auto", "lloyd", "sampled")
+SAMPLED_ABOVE = 200_000      # auto: more rows than this seed the restarts on a sample
+SAMPLE_MIN, SAMPLE_PER_CLUSTER = 50_000, 500
+SAMPLED_INERTIA_TOL = 1e-4   # sampled: stop a restart when a pass gains less than 0.01% inertia
+Progress = Callable[[int, int, str], "bool | None"]   # (done, total, what) -> False stops
+
+
+def sample_size(n: int, k: int) -> int:
+    """Rows the sampled algorithm seeds on: 50,000 or 500 per cluster, whichever is more."""
+    return min(n, max(SAMPLE_MIN, SAMPLE_PER_CLUSTER * k))
 _CHUNK_MIN_BYTES = 32 << 20  # float32 chunk: max(this, an eighth of X); float64 copies are twice that
 
 
@@ -66,11 +89,15 @@ class KMeans(BaseClusterer):
     init: "k-means++" (greedy, 2 + ln k local trials), "random" (k distinct rows) or an array
         (k, D) of starting centres in input space (then n_init is 1).
     chunk_size: rows per chunk; None = automatic (bounded memory).
+    algorithm: "auto" (lloyd up to 200,000 rows, sampled above) | "lloyd" (every restart on all
+        rows) | "sampled" (restarts on a seeded sample of max(50,000, 500 k) rows, then one
+        Lloyd run on all rows from the best sample centres; both also stop when a pass lowers
+        the inertia by less than 0.01%).
     device: "auto" | "cpu" | "cuda[:n]".
     random_state: int seed or None. One seed -> one torch.Generator for every random choice.
     """
 
-    param_choices = {"metric": METRICS, "init": INITS}
+    param_choices = {"metric": METRICS, "init": INITS, "algorithm": ALGORITHMS}
 
     def __init__(
         self,
@@ -82,6 +109,7 @@ class KMeans(BaseClusterer):
         tol: float = 1e-4,
         init: str | np.ndarray = "k-means++",
         chunk_size: int | None = None,
+        algorithm: str = "auto",
         device: str = "auto",
         random_state: int | None = None,
     ) -> None:
@@ -92,6 +120,7 @@ class KMeans(BaseClusterer):
         self.tol = tol
         self.init = init
         self.chunk_size = chunk_size
+        self.algorithm = algorithm
         self.device = device
         self.random_state = random_state
 
@@ -103,6 +132,7 @@ class KMeans(BaseClusterer):
         *,
         eval_labels: np.ndarray | None = None,
         callback: Callback | None = None,
+        progress: Progress | None = None,
     ) -> KMeans:
         X_t, init_centers = self._validate(X)
         dev = resolve_device(self.device)
@@ -111,11 +141,38 @@ class KMeans(BaseClusterer):
             gen.seed()
         else:
             gen.manual_seed(int(self.random_state))
+        n = X_t.shape[0]
+        sampled = init_centers is None and (
+            self.algorithm == "sampled" or (self.algorithm == "auto" and n > SAMPLED_ABOVE))
         with torch.no_grad():
             space = _fit_space(X_t, self.metric, dev)
             Z = _to_space(X_t, space, dev, self._rows(*X_t.shape))
             del X_t  # only the metric-space copy is needed from here on
-            self._fit_space(Z, space, dev, gen, init_centers, eval_labels, callback)
+            if not sampled:
+                self._fit_space(Z, space, dev, gen, init_centers, eval_labels, callback, progress=progress)
+                self.sample_size_ = None
+                return self
+            m = sample_size(n, int(self.n_clusters))
+            idx = torch.sort(torch.randperm(n, generator=gen)[:m]).values
+            Zs = Z[idx.to(Z.device)]
+            stage = _Stage(callback, progress, "sample", 0.0, 0.3, m)
+            # the sample lives in the metric space already: cluster it there (euclidean / cosine)
+            sub = KMeans(n_clusters=self.n_clusters, metric="cosine" if self.metric == "cosine" else "euclidean",
+                         n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, init=self.init,
+                         chunk_size=self.chunk_size, algorithm="lloyd", device=str(dev),
+                         random_state=self.random_state)   # its draws come from ``gen`` below
+            sub._fit_space(Zs, _Space(sub.metric), dev, gen, None, None, stage.record, progress=stage.passes,
+                           inertia_tol=SAMPLED_INERTIA_TOL)
+            del Zs
+            if stage.stopped:   # stopped while seeding: keep the sample's centres, label every row
+                max_iter = 0
+            else:
+                max_iter = int(self.max_iter)
+            start = sub._centers_z.to(dev).unsqueeze(0)
+            full = _Stage(callback, progress, "all", 0.3, 1.0, n)
+            self._fit_space(Z, space, dev, gen, None, eval_labels, full.record, progress=full.passes,
+                            start=start, max_iter=max_iter, inertia_tol=SAMPLED_INERTIA_TOL)
+            self.sample_size_ = m
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -147,6 +204,8 @@ class KMeans(BaseClusterer):
             raise ParameterError(f"chunk_size must be None (automatic) or an integer >= 1 (got {self.chunk_size!r})")
         if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
             raise ParameterError(f"random_state must be an integer seed or None (got {self.random_state!r})")
+        if self.algorithm not in ALGORITHMS:
+            raise ParameterError(f"unknown algorithm {self.algorithm!r}; choose one of: {', '.join(ALGORITHMS)}")
         if isinstance(self.init, str) and self.init not in INITS:
             raise ParameterError(
                 f"unknown init {self.init!r}; choose one of: {', '.join(INITS)} or an array of k starting centres"
@@ -199,16 +258,29 @@ class KMeans(BaseClusterer):
         init_centers: torch.Tensor | None,
         eval_labels: np.ndarray | None,
         callback: Callback | None,
+        *,
+        progress: Progress | None = None,
+        start: torch.Tensor | None = None,
+        max_iter: int | None = None,
+        inertia_tol: float | None = None,
     ) -> None:
+        """Lloyd with Hamerly bounds on Z (metric space). ``start`` (R, k, D): starting centres
+        already in Z's space; ``max_iter`` overrides the parameter (0: label with the start);
+        ``inertia_tol``: a restart also stops once an iteration lowers its inertia by less than
+        this fraction (the sampled algorithm's rule: Lloyd's long tail on a million rows)."""
         n, d = Z.shape
         k = int(self.n_clusters)
-        R = 1 if init_centers is not None else int(self.n_init)
+        R = 1 if init_centers is not None or start is not None else int(self.n_init)
+        max_iter = int(self.max_iter) if max_iter is None else max_iter
         crows = self._rows(n, d)
         x_sq = _row_sq_norms(Z, crows)
         # scikit-learn's tolerance: relative to the mean per-feature variance
         tol = float(self.tol) * _mean_variance(Z, crows)
+        t0 = time.perf_counter()
 
-        if init_centers is not None:
+        if start is not None:
+            C = start.clone()
+        elif init_centers is not None:
             C = _to_space(init_centers, space, dev, crows).unsqueeze(0)
         elif self.init == "random":
             idx = torch.stack([torch.randperm(n, generator=gen)[:k] for _ in range(R)])
@@ -233,7 +305,7 @@ class KMeans(BaseClusterer):
         active = list(range(R))
         x_sq_total = float(x_sq.sum(dtype=torch.float64))
         stop = False
-        for it in range(1, int(self.max_iter) + 1):
+        for it in range(1, max_iter + 1):
             still = []
             for r in active:
                 prev = labels[r].clone()
@@ -250,13 +322,23 @@ class KMeans(BaseClusterer):
                 C[r] = c_new
                 _move_bounds(delta, labels[r], upper[r], lower[r])
                 half_gap[r] = _half_gaps(c_new)
+                before = histories[r][-1]["inertia"] if histories[r] else math.inf
                 histories[r].append({"iteration": it, "inertia": inertia, "moved": moved / n})
                 n_iter[r] = it
-                if not (moved == 0 or float((delta ** 2).sum()) <= tol):
+                flat = inertia_tol is not None and before - inertia <= inertia_tol * inertia
+                if not (moved == 0 or float((delta ** 2).sum()) <= tol or flat):
                     still.append(r)
+            frac = it / max_iter
+            rate = n * it / max(time.perf_counter() - t0, 1e-9)   # rows assigned per second, per restart
             if callback is not None:
                 best = min(active, key=lambda r: histories[r][-1]["inertia"])
-                if callback(dict(histories[best][-1], restart=best)) is False:
+                rec = dict(histories[best][-1], restart=best, progress=frac, points_per_s=rate)
+                if callback(rec) is False:
+                    stop = True
+            if progress is not None:
+                what = (f"k-means iteration {it} (at most {max_iter}) on {n:,} points, {len(active)} restart"
+                        f"{'s' if len(active) > 1 else ''} left, {rate:,.0f} points/s")
+                if progress(it, max_iter, what) is False:
                     stop = True
             active = still
             if not active or stop:
@@ -302,6 +384,37 @@ class KMeans(BaseClusterer):
             C = self._centers_z
             x_sq = _row_sq_norms(Z, self._rows(*X_t.shape))
             return torch.addmm(x_sq[:, None], Z, C.T, alpha=-2).add_((C * C).sum(1))
+
+
+class _Stage:
+    """One part of a sampled fit (the sample, then all rows) seen by the caller's callback and
+    progress as a share [lo, hi] of the whole; remembers whether the caller asked to stop."""
+
+    def __init__(self, callback: Callback | None, progress: Progress | None, name: str,
+                 lo: float, hi: float, rows: int) -> None:
+        self.callback, self.progress, self.name = callback, progress, name
+        self.lo, self.hi, self.rows = lo, hi, rows
+        self.stopped = False
+
+    def record(self, rec: dict[str, Any]) -> bool | None:
+        if self.callback is None:
+            return None
+        rec = dict(rec, stage=self.name, progress=self.lo + (self.hi - self.lo) * float(rec.get("progress", 0.0)))
+        if self.callback(rec) is False:
+            self.stopped = True
+            return False
+        return None
+
+    def passes(self, done: int, total: int, what: str) -> bool | None:
+        if self.progress is None:
+            return None
+        scale = 1000
+        at = int(scale * (self.lo + (self.hi - self.lo) * done / max(total, 1)))
+        label = "seeding on a sample: " if self.name == "sample" else "all points: "
+        if self.progress(at, scale, label + what) is False:
+            self.stopped = True
+            return False
+        return None
 
 
 # ---------------------------------------------------------------------- helpers (pure functions)
