@@ -41,6 +41,9 @@ LARGE_SIZE = 224              # the CNN's own size, for photos when there are fe
 LARGE_MAX_IMAGES = 2000       # ~24 img/s at 224 on 2 cores: 2,000 images ≈ 90 s
 UMAP_MIN_IMAGES = 50          # below this a 30-neighbour UMAP graph says little
 JOIN_REDUCE = "umap:10"       # the joined route: every space through UMAP-10, side by side
+# a foundation backbone (DINOv2, CLIP, SigLIP) whose weights are already cached is a candidate on a
+# GPU, and on a CPU for up to this many images (ViT-S/B at 224 px: about 1-4 images/s on 2 cores)
+FOUNDATION_CPU_MAX_IMAGES = 500
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,14 @@ def _side(dataset: ImageDataset, n: int = 16) -> int:
 
 
 def candidate_routes(dataset: ImageDataset, *, backbone: str = AUTO, image_size: int | None = None,
-                     reduce: str = AUTO) -> list[Route]:
+                     reduce: str = AUTO, device: str = "auto") -> list[Route]:
     """The routes worth trying on ``dataset``; fixed choices (not ``auto``) keep only matching ones."""
     side = _side(dataset)
     spaces: list[tuple[str, int | None]] = [("pixels", None), (OFFLINE_CNN, SMALL_SIZE)]
     if side >= 128 and len(dataset) <= LARGE_MAX_IMAGES:
         spaces.append((OFFLINE_CNN, LARGE_SIZE))   # photos, few enough to afford the CNN's own size
+    if backbone == AUTO and image_size is None:
+        spaces += [(name, None) for name in _ready_foundation(len(dataset), device)]
     if backbone != AUTO:
         sizes = {s for b, s in spaces if b == backbone}
         spaces = [(backbone, image_size if image_size is not None else (min(sizes) if sizes else None))]
@@ -133,6 +138,17 @@ def candidate_routes(dataset: ImageDataset, *, backbone: str = AUTO, image_size:
         (b0, s0), rest = spaces[0], spaces[1:]
         routes.append(Route(b0, s0, JOIN_REDUCE, tuple(space_name(b, s) for b, s in rest)))
     return routes
+
+
+def _ready_foundation(n_images: int, device: str) -> list[str]:
+    """Foundation backbones worth trying: weights cached here (no download, no network), and a GPU
+    or few enough images for the CPU."""
+    from core.device import resolve_device
+    from core.features.backbones import ready_foundation_backbones
+
+    if resolve_device(device).type != "cuda" and n_images > FOUNDATION_CPU_MAX_IMAGES:
+        return []
+    return ready_foundation_backbones()
 
 
 def agreement(partitions: list[np.ndarray]) -> np.ndarray:
@@ -160,12 +176,12 @@ def choose_route(dataset: ImageDataset, k: int, workspace: str | Path, *, seed: 
     from core.config import ClusterConfig, FeatureConfig
     from core.pipeline import build_clusterer, clustering_space, compute_features, scaled
 
-    eligible = candidate_routes(dataset, backbone=backbone, image_size=image_size, reduce=reduce)
+    eligible = candidate_routes(dataset, backbone=backbone, image_size=image_size, reduce=reduce, device=device)
     if len(eligible) == 1:
         only = eligible[0]
         return RouteChoice(only, (RouteEvidence(only, float("nan"), 0.0),),
                            f"{only.name} is the only route your settings leave")
-    voters = list(dict.fromkeys([*eligible, *candidate_routes(dataset, image_size=image_size)]))
+    voters = list(dict.fromkeys([*eligible, *candidate_routes(dataset, image_size=image_size, device=device)]))
     # single spaces first: a joined route reuses their reduced spaces
     voters.sort(key=lambda r: len(r.join) > 0)
     say = progress or (lambda *a: None)

@@ -123,7 +123,7 @@ def test_with_a_fixed_backbone_the_other_spaces_still_vote(monkeypatch, tmp_path
     def fake_space(feats, cfg, **kw):  # noqa: ANN001, ANN202
         return spaces[(kw["feature_key"], cfg.reduce)]
 
-    def fake_candidates(ds, *, backbone="auto", image_size=None, reduce="auto"):  # noqa: ANN001, ANN202
+    def fake_candidates(ds, *, backbone="auto", image_size=None, reduce="auto", device="auto"):  # noqa: ANN001, ANN202
         names = ["pixels", "cnn"] if backbone == "auto" else [backbone]
         return [Route(b, None, r) for b in names for r in (("none", "umap:10") if reduce == "auto" else (reduce,))]
 
@@ -157,3 +157,20 @@ def test_a_joined_route_wins_when_each_space_sees_only_part_of_the_groups(monkey
     choice = choose_route(dataset(n=120), 4, tmp_path, seed=0)
     assert choice.chosen == Route("pixels", None, "umap:10", ("cnn",))
     assert choice.as_dict()["chosen"]["join"] == ("cnn",)
+
+
+def test_a_cached_foundation_backbone_is_a_candidate_where_it_fits_the_time(monkeypatch) -> None:
+    """Weights already in the hub cache: a space like any other (joined too), on a CPU only for
+    few images; never when the person fixed a backbone or an image size. Nothing is downloaded."""
+    import core.features.backbones as bbs
+    from core.route import FOUNDATION_CPU_MAX_IMAGES
+
+    monkeypatch.setattr(bbs, "ready_foundation_backbones", lambda: ["dinov2_vits14"])
+    few = candidate_routes(dataset(n=100), device="cpu")
+    assert Route("dinov2_vits14", None, "none") in few and Route("dinov2_vits14", None, "umap:10") in few
+    assert few[-1].join == ("efficientnet_lite0@64", "dinov2_vits14")
+    many = dataset(n=FOUNDATION_CPU_MAX_IMAGES + 1)
+    assert all(r.backbone != "dinov2_vits14" for r in candidate_routes(many, device="cpu"))
+    monkeypatch.setattr("core.device.torch.cuda.is_available", lambda: True)
+    assert Route("dinov2_vits14", None, "none") in candidate_routes(many, device="auto")   # a GPU: any count
+    assert all("dinov2" not in r.name for r in candidate_routes(dataset(n=100), image_size=96, device="cpu"))
