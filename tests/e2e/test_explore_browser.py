@@ -97,3 +97,37 @@ def test_map_legend_clear_of_the_toolbar_and_one_name_per_cluster(page, app_url:
     page.get_by_text(re.compile(r"^cluster_0 · [\d,]+ images$")).first.wait_for()
     page.get_by_text(re.compile(r"^cluster_0: [\d,]+ images")).first.wait_for()
     shot(page, "explore-legend")
+
+
+def checked_option(page, label: str) -> str:  # noqa: ANN001
+    """The text of the checked option of the radio group labelled ``label``."""
+    group = page.locator('[data-testid="stRadio"]', has_text=label).first
+    return group.locator("label", has=page.locator("input:checked")).first.inner_text().strip()
+
+
+def test_map_type_and_threshold_are_kept_when_coming_back(page, app_url: str, app_home: Path) -> None:  # noqa: ANN001
+    run = make_run(app_home, seed=6)
+    open_explore(page, app_url, run)
+    assert checked_option(page, "Map").startswith("PCA")            # the run's own map
+    page.locator('[data-testid="stRadio"]', has_text="Map").get_by_text("t-SNE (keeps neighbours)").click()
+    page.wait_for_function("() => document.querySelector('.st-key-map_chart .js-plotly-plot')")
+    settled(page)
+    goto(page, "Cluster")
+    settled(page)
+    slider = page.locator('[data-testid="stSlider"]', has_text="Doubtful below confidence").first
+    thumb = slider.get_by_role("slider")
+    thumb.focus()
+    for _ in range(3):                                               # 0.20 → 0.35 in steps of 0.05
+        thumb.press("ArrowRight")
+    settled(page)
+    page.get_by_text("doubtful (confidence < 0.35)").first.wait_for()
+    goto(page, "Review")
+    settled(page)
+    goto(page, "Explore")
+    page.locator(PLOT).first.wait_for(timeout=120_000)
+    settled(page)
+    assert checked_option(page, "Map").startswith("t-SNE")
+    goto(page, "Cluster")
+    settled(page)
+    assert slider.locator('[data-testid="stSliderThumbValue"]').inner_text() == "0.35"
+    page.get_by_text("doubtful (confidence < 0.35)").first.wait_for()
