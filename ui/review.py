@@ -226,7 +226,7 @@ def tiles(view: ReviewView, rows: Sequence[int] | np.ndarray, ds: ImageDataset) 
         corrected = bool(view.corrected[r])
         tip = f"{ds.ids[r]} · {view.name(c)} · confidence {conf:.2f}" + (" · corrected" if corrected else "")
         out.append(PickTile(row=r, caption=f"{view.name(c)} · {conf:.2f}", tooltip=tip,
-                            colour="#888888" if c < 0 else colour(c), mark="✎" if corrected else ""))
+                            colour=colour(c), mark="✎" if corrected else ""))
     return out
 
 
