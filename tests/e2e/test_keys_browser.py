@@ -136,3 +136,26 @@ def test_enlarge_a_tile_and_captions_are_whole(page, app_url: str, app_home: Pat
     page.get_by_text("1 image(s) selected").first.wait_for()
     settled(page)
     assert page.get_by_role("dialog").count() == 0
+
+
+def test_a_click_on_an_explore_gallery_tile_opens_the_enlarged_view(page, app_url: str,  # noqa: ANN001
+                                                                    app_home: Path) -> None:
+    from tests.e2e.test_explore_browser import open_explore
+
+    run = make_run(app_home, seed=13)
+    open_explore(page, app_url, run)
+    tile = page.locator("#cluster-grid [data-sample-id]").nth(2)
+    tile.wait_for()
+    sid = tile.get_attribute("data-sample-id")
+    tile.scroll_into_view_if_needed()
+    tile.click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator(f'img.cl-big[data-sample-id="{sid}"]').wait_for()
+    ids, labels, _ = labels_now(app_home, run)
+    facts = dialog.locator('[data-testid="stMarkdownContainer"]', has_text="Confidence:").first.inner_text()
+    assert f"Cluster: cluster_{labels[ids.index(sid)]}" in facts
+    dialog.locator("#enlarged-neighbours [data-sample-id]").first.wait_for()   # one HTML block: all 8 at once
+    assert dialog.locator("#enlarged-neighbours [data-sample-id]").count() == 8
+    shot(page, "keys-3-explore-enlarged")
+    dialog.locator(".st-key-w_enlarged_close button").click()
+    dialog.wait_for(state="detached")
