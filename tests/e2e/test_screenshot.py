@@ -75,7 +75,7 @@ def test_readme_screenshot(browser, app_url: str) -> None:  # noqa: ANN001
             timeout=120_000)
 
         goto(page, "Explore")
-        page.get_by_text(re.compile(r"^Run #\d+: demo: digits, k=10\.")).first.wait_for(timeout=120_000)
+        page.get_by_text(re.compile(r"^Run #\d+: demo: digits, 10 clusters\.")).first.wait_for(timeout=120_000)
         plot = page.locator(".st-key-map_chart .js-plotly-plot").first
         plot.wait_for(timeout=180_000)      # the first map is drawn in the background
         try:
@@ -99,7 +99,7 @@ def test_readme_screenshot(browser, app_url: str) -> None:  # noqa: ANN001
         assert shown, "the preview beside the map never showed the hovered point's image"
         assert page.locator(".cl-hover img").get_attribute("src").startswith("data:image/png;base64,")
         caption = page.locator(".cl-hover figcaption").inner_text()
-        assert caption.startswith(f"{shown} · cluster "), f"the preview's caption {caption!r} is not {shown}'s"
+        assert caption.startswith(f"{shown} · cluster_"), f"the preview's caption {caption!r} is not {shown}'s"
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), type="png")
     finally:
