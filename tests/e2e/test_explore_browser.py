@@ -131,3 +131,44 @@ def test_map_type_and_threshold_are_kept_when_coming_back(page, app_url: str, ap
     settled(page)
     assert slider.locator('[data-testid="stSliderThumbValue"]').inner_text() == "0.35"
     page.get_by_text("doubtful (confidence < 0.35)").first.wait_for()
+
+
+def lasso_middle(page, plot, frac: float = 0.08) -> list[str]:  # noqa: ANN001
+    """Lasso a small square around the middle of the map; the ids plotly marks as selected."""
+    from tests.e2e.test_browser import SELECTED_IN_PLOTLY
+
+    page.mouse.move(1, 1)
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    w, h = box["width"] * frac, box["height"] * frac
+    polygon = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
+    page.mouse.move(*polygon[0])
+    page.mouse.down()
+    for x, y in polygon[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.wait_for(timeout=60_000)
+    return page.evaluate(SELECTED_IN_PLOTLY)
+
+
+def test_the_lassoed_images_are_shown_on_review_before_a_move(page, app_url: str, app_home: Path) -> None:  # noqa: ANN001
+    run = make_run(app_home, seed=7)
+    open_explore(page, app_url, run)
+    lassoed = lasso_middle(page, page.locator(PLOT).first)
+    assert lassoed, "the lasso selected no points"
+    settled(page)
+    goto(page, "Review")
+    settled(page)
+    take = page.get_by_role("button", name=f"Use the map selection ({len(lassoed):,})")
+    take.click()
+    page.get_by_text(f"{len(lassoed):,} image(s) selected").first.wait_for()
+    settled(page)
+    panel = page.get_by_text(re.compile(rf"^See the {len(lassoed):,} selected image\(s\)")).first
+    panel.wait_for()
+    if not page.locator("#rv-selected-grid").is_visible():              # all on the page: opened by a click
+        panel.click()
+    grid = page.locator("#rv-selected-grid [data-sample-id]")
+    grid.first.wait_for()
+    shown = grid.evaluate_all("els => els.map(e => e.getAttribute('data-sample-id'))")
+    assert len(shown) == min(60, len(lassoed)) and set(shown) <= set(lassoed)
+    shot(page, "review-selection-panel")
