@@ -1,0 +1,158 @@
+"""Scale: k-means and the 2-D map on 10k, 100k and 1M rows of a SYNTHETIC 64-d feature matrix.
+
+The matrix is synthetic (this machine cannot hold a million image files): a mixture of 50
+Gaussian blobs in 64 dimensions with per-row spread 0.5-1.5, written once per size as a float32
+.npy and opened memory-mapped, as the feature cache gives it. Each stage runs in a fresh process,
+so its peak RSS (ru_maxrss: imports, the mapped pages it touched and its own arrays) is its own.
+
+Stages: ``ours`` (core.cluster.KMeans, algorithm="auto": Lloyd up to 200k rows, seeded on a
+sample above), ``sklearn`` (MiniBatchKMeans, n_init=3, batch_size=2048), ``faiss`` (faiss.Kmeans
+on all rows, 20 iterations, 1 run), ``map-umap`` (core.projection.project(..., "umap"): UMAP on a
+50,000-row sample + placement above 100k rows) and ``map-pca``. Inertia is measured on all rows
+for every k-means, and shown relative to scikit-learn's. The growth exponent b fits t ~ N^b
+between the smallest and the largest size.
+
+    OMP_NUM_THREADS=1 python bench/bench_scale.py --sizes 10000 100000 1000000 --k 10 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DIM = 64
+
+
+def make_matrix(path: Path, n: int, seed: int = 0) -> None:
+    if path.is_file():
+        return
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, DIM)).astype(np.float32)
+    tmp = path.with_suffix(".tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, DIM))
+    for s in range(0, n, 100_000):   # chunk by chunk: never the matrix twice in memory
+        m = min(100_000, n - s)
+        lab = rng.integers(0, 50, m)
+        spread = rng.uniform(0.5, 1.5, (m, 1)).astype(np.float32)
+        out[s: s + m] = centres[lab] + rng.normal(size=(m, DIM)).astype(np.float32) * spread
+    out.flush()
+    del out
+    os.replace(tmp, path)
+
+
+def inertia(X: np.ndarray, C: np.ndarray) -> float:
+    """Sum of squared distances of every row to its nearest centre (chunked, float64 sum)."""
+    import torch
+
+    from core.cluster.inputs import input_tensor
+
+    Xt, Ct = input_tensor(X), torch.as_tensor(np.asarray(C, np.float32))
+    c_sq = (Ct * Ct).sum(1)
+    tot = 0.0
+    for s in range(0, len(Xt), 100_000):
+        x = Xt[s: s + 100_000]
+        d = torch.addmm((x * x).sum(1, keepdim=True) + c_sq, x, Ct.T, alpha=-2).min(1).values
+        tot += float(d.clamp_min(0).double().sum())
+    return tot
+
+
+def stage(name: str, path: Path, k: int) -> dict:
+    """Run one stage here (in a fresh process) and return its figures."""
+    sys.path.insert(0, str(ROOT))
+    X = np.load(path, mmap_mode="r")
+    t = time.perf_counter()
+    info: dict = {}
+    if name == "ours":
+        from core.cluster.kmeans import KMeans
+
+        m = KMeans(n_clusters=k, random_state=0).fit(X)
+        C, info["how"] = m.cluster_centers_, f"sample {m.sample_size_:,}" if m.sample_size_ else "lloyd"
+    elif name == "sklearn":
+        from sklearn.cluster import MiniBatchKMeans
+
+        C = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=2048, random_state=0).fit(X).cluster_centers_
+    elif name == "faiss":
+        import faiss
+
+        km = faiss.Kmeans(DIM, k, niter=20, nredo=1, seed=1, max_points_per_centroid=10**9)
+        km.train(np.ascontiguousarray(X))
+        C = km.centroids
+    elif name in ("map-umap", "map-pca"):
+        from core.projection import project
+
+        xy = project(X, name.split("-")[1], seed=0)
+        assert xy.shape == (len(X), 2) and np.isfinite(xy).all()
+        C = None
+    else:
+        raise SystemExit(f"unknown stage {name!r}")
+    info["seconds"] = time.perf_counter() - t
+    if C is not None:
+        info["inertia"] = inertia(X, C)
+    info["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--k", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--stages", nargs="+", default=["ours", "sklearn", "faiss", "map-umap", "map-pca"])
+    ap.add_argument("--data", default="/tmp/clusterlens-scale", help="where the synthetic matrices are written")
+    ap.add_argument("--one", nargs=3, metavar=("STAGE", "PATH", "K"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(stage(args.one[0], Path(args.one[1]), int(args.one[2]))))
+        return
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; load at start: "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    for n in args.sizes:
+        path = data / f"synthetic-{n}x{DIM}.npy"
+        make_matrix(path, n)
+        for st in args.stages:
+            for k in (args.k if not st.startswith("map") else [0]):
+                out = subprocess.run([sys.executable, __file__, "--one", st, str(path), str(k)],
+                                     capture_output=True, text=True, env=os.environ)
+                if out.returncode:
+                    print(out.stderr[-2000:], file=sys.stderr)
+                    raise SystemExit(f"stage {st} at {n} failed")
+                r = {"n": n, "stage": st, "k": k, **json.loads(out.stdout.strip().splitlines()[-1])}
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    table(rows, args.sizes)
+
+
+def table(rows: list[dict], sizes: list[int]) -> None:
+    matrix_gb = {n: n * DIM * 4 / 2**30 for n in sizes}
+    ref = {(r["n"], r["k"]): r["inertia"] for r in rows if r["stage"] == "sklearn"}
+    print("\n| rows | stage | k | s | inertia vs sklearn | peak RSS GB | 2x matrix + 1 GB | how |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        rel = (f"{100 * (r['inertia'] / ref[(r['n'], r['k'])] - 1):+.2f}%"
+               if "inertia" in r and (r["n"], r["k"]) in ref else "")
+        print(f"| {r['n']:,} | {r['stage']} | {r['k'] or ''} | {r['seconds']:.1f} | {rel} | {r['rss_gb']:.2f} | "
+              f"{2 * matrix_gb[r['n']] + 1:.2f} | {r.get('how', '')} |")
+    lo, hi = min(sizes), max(sizes)
+    if lo < hi:
+        print(f"\n| stage | k | growth exponent b (t ~ N^b, {lo:,} to {hi:,}) |")
+        print("|---|---:|---:|")
+        for st in dict.fromkeys(r["stage"] for r in rows):
+            for k in dict.fromkeys(r["k"] for r in rows if r["stage"] == st):
+                t = {r["n"]: r["seconds"] for r in rows if r["stage"] == st and r["k"] == k}
+                if lo in t and hi in t:
+                    print(f"| {st} | {k or ''} | {math.log(t[hi] / t[lo]) / math.log(hi / lo):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
