@@ -7,8 +7,10 @@ so its peak RSS (ru_maxrss: imports, the mapped pages it touched and its own arr
 
 Stages: ``ours`` (core.cluster.KMeans, algorithm="auto": Lloyd up to 200k rows, seeded on a
 sample above), ``sklearn`` (MiniBatchKMeans, n_init=3, batch_size=2048), ``faiss`` (faiss.Kmeans
-on all rows, 20 iterations, 1 run), ``map-umap`` (core.projection.project(..., "umap"): UMAP on a
-50,000-row sample + placement above 100k rows) and ``map-pca``. Inertia is measured on all rows
+on all rows, 20 iterations, 1 run), ``extract`` (streaming extraction into the feature cache
+of N synthetic 28x28 images held as a uint8 memory map, pixels backbone at 8 px: 64-d),
+``map-umap`` (core.projection.project(..., "umap"): UMAP on a 50,000-row sample + placement
+above 100k rows) and ``map-pca``. Inertia is measured on all rows
 for every k-means, and shown relative to scikit-learn's. The growth exponent b fits t ~ N^b
 between the smallest and the largest size.
 
@@ -65,6 +67,38 @@ def inertia(X: np.ndarray, C: np.ndarray) -> float:
     return tot
 
 
+def _extract_synthetic_images(path: Path, n: int) -> np.ndarray:
+    """Streaming extraction of N synthetic 28x28 gray images (a uint8 memory map on disk, so the
+    images are never all in memory either) with the pixels backbone at 8 px (64-d), through the
+    feature cache (shards, then one memory-mapped matrix) in a fresh cache folder."""
+    import shutil
+
+    from core.data.base import ImageDataset
+    from core.features import FeatureCache, cached_extract
+
+    img_path = path.with_name(f"synthetic-images-{n}x28x28.npy")
+    if not img_path.is_file():
+        rng = np.random.default_rng(0)
+        out = np.lib.format.open_memmap(img_path.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
+                                        shape=(n, 28, 28))
+        for s in range(0, n, 100_000):
+            out[s: s + 100_000] = rng.integers(0, 256, (min(100_000, n - s), 28, 28), dtype=np.uint8)
+        out.flush()
+        del out
+        os.replace(img_path.with_suffix(".tmp.npy"), img_path)
+    images = np.load(img_path, mmap_mode="r")
+
+    class Images(ImageDataset):
+        def native_array(self) -> np.ndarray:
+            return images
+
+    ds = Images(name="synthetic", ids=[f"s/{i}" for i in range(n)], fingerprint=f"synthetic-{n}")
+    root = path.with_name(f"cache-{n}")
+    shutil.rmtree(root, ignore_errors=True)
+    feats, _, _ = cached_extract(FeatureCache(root), ds, "pixels", image_size=8, batch_size=512, device="cpu")
+    return feats
+
+
 def stage(name: str, path: Path, k: int) -> dict:
     """Run one stage here (in a fresh process) and return its figures."""
     sys.path.insert(0, str(ROOT))
@@ -86,6 +120,10 @@ def stage(name: str, path: Path, k: int) -> dict:
         km = faiss.Kmeans(DIM, k, niter=20, nredo=1, seed=1, max_points_per_centroid=10**9)
         km.train(np.ascontiguousarray(X))
         C = km.centroids
+    elif name == "extract":
+        feats = _extract_synthetic_images(path, len(X))
+        info["how"] = f"pixels@8 -> {feats.shape[1]}-d, {len(feats):,} rows memory-mapped"
+        C = None
     elif name in ("map-umap", "map-pca"):
         from core.projection import project
 
@@ -105,7 +143,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--k", type=int, nargs="+", default=[10, 100])
-    ap.add_argument("--stages", nargs="+", default=["ours", "sklearn", "faiss", "map-umap", "map-pca"])
+    ap.add_argument("--stages", nargs="+", default=["extract", "ours", "sklearn", "faiss", "map-umap", "map-pca"])
     ap.add_argument("--data", default="/tmp/clusterlens-scale", help="where the synthetic matrices are written")
     ap.add_argument("--one", nargs=3, metavar=("STAGE", "PATH", "K"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -121,7 +159,7 @@ def main() -> None:
         path = data / f"synthetic-{n}x{DIM}.npy"
         make_matrix(path, n)
         for st in args.stages:
-            for k in (args.k if not st.startswith("map") else [0]):
+            for k in (args.k if st in ("ours", "sklearn", "faiss") else [0]):
                 out = subprocess.run([sys.executable, __file__, "--one", st, str(path), str(k)],
                                      capture_output=True, text=True, env=os.environ)
                 if out.returncode:
