@@ -183,6 +183,8 @@ export default function (component) {
     if ((k === ' ' || k === 'Enter') && onTile) {           // the focused button's own click toggles it
       root.__cur = tiles().indexOf(el); return;
     }
+    const tag = el && el.tagName ? el.tagName.toLowerCase() : '';
+    if ((k === ' ' || k === 'Enter') && ['button', 'a', 'summary'].includes(tag) && !onTile) return;   // its own
     let done = true;
     if (ctrl && (k === 'z' || k === 'Z')) sendKey(ev.shiftKey ? 'redo' : 'undo');
     else if (ctrl && (k === 'y' || k === 'Y')) sendKey('redo');
