@@ -178,8 +178,9 @@ class ReviewSession:
                 raise ParameterError(f"cluster ids are >= 0 (or -1 for outlier); got {to}")
             if to in st.ever and not (st.labels == to).any():
                 raise ParameterError(
-                    f"cluster {to} no longer exists (it was merged away or emptied); move to one of "
-                    f"{self._cluster_list(st)} or to a new cluster ({max(st.ever) + 1})")
+                    f"{cluster_name(to)} no longer exists (it was merged away or emptied); move to one of "
+                    f"{', '.join(cluster_name(c, st.names) for c in self._cluster_list(st))} or to a new cluster "
+                    f"({cluster_name(max(st.ever) + 1)})")
         return self._write("move" if to != OUTLIER else "outlier", rows, to, ev,
                            {"to": to, "n": len(rows)})
 
@@ -347,7 +348,8 @@ class ReviewSession:
     def _check_exists(self, st: _State, c: int) -> None:
         if not (st.labels == c).any() or c < 0:
             why = "was merged away or emptied" if c in st.ever else "does not exist"
-            raise ParameterError(f"cluster {c} {why} in run {self.run_id}; current clusters: {self._cluster_list(st)}")
+            current = ", ".join(cluster_name(x, st.names) for x in self._cluster_list(st))
+            raise ParameterError(f"{cluster_name(c)} {why} in run {self.run_id}; current clusters: {current}")
 
     def _rows(self, ids: Sequence[str | int] | np.ndarray) -> np.ndarray:
         """Sample ids (str) or row indices (int) → unique row indices; unknown ones are an error."""
