@@ -116,3 +116,49 @@ def test_a_finished_umap_map_drops_the_compile_time_from_later_estimates(monkeyp
     job._run(work)
     assert job.status == "done"
     assert before - estimate_seconds("umap", 10_000) == pytest.approx(jobs.UMAP_COMPILE_S)
+
+
+def test_the_cluster_job_names_the_silent_reduction_and_estimates_both_steps(tmp_path, monkeypatch):
+    """run_pipeline says "cluster: kmeans, k=10", then reduces (no word for minutes), then iterates:
+    the wrapper says "reducing: UMAP-10 of N points" with an estimate, then k-means with its own."""
+    from core.config import ClusterConfig, DataConfig, FeatureConfig
+    from ui import cluster_jobs, engine
+
+    said = [("data: opening digits", 0.0), ("features: features reused from the cache", 1.0),
+            ("cluster: kmeans, k=12", 0.0), ("cluster: iteration 1, inertia 9.1, moved 0.3", 0.0),
+            ("scores: scoring", 0.0)]
+
+    def fake_cluster_work(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def work(report, should_stop):  # noqa: ANN001, ANN202
+            for msg, frac in said:
+                report(frac, msg)
+            return 7
+        return work
+
+    monkeypatch.setattr(engine, "cluster_work", fake_cluster_work)
+    monkeypatch.setattr(jobs, "_umap_compiled", True)
+
+    class DS:
+        def __len__(self) -> int:
+            return 60_000
+
+    got: list[tuple] = []
+    c = ClusterConfig(algo="kmeans", k=12, reduce="umap:10")
+    work = cluster_jobs.cluster_work(DataConfig("digits"), FeatureConfig(backbone="pixels"), c, tmp_path,
+                                     ds=DS(), feature_key="abc", feature_dim=1280)
+    assert work(lambda *a: got.append(a), lambda: False) == 7
+    reducing = next(g for g in got if g[1].startswith("reducing:"))
+    assert reducing == (None, "reducing: UMAP-10 of 60,000 points before clustering",
+                        estimate_seconds("umap", 60_000, dims=10, features=50))
+    it = next(g for g in got if "iteration 1" in g[1])
+    assert it[2] == estimate_seconds("kmeans", 60_000, features=10, k=12, restarts=10)
+    assert not any(g[1] == "cluster: kmeans, k=12" for g in got)   # replaced by the reduction's own step
+
+    (tmp_path / "reduced").mkdir()                                   # cached: no reduction step
+    from core.pipeline import reduced_path
+
+    reduced_path(tmp_path / "reduced", "abc", c).write_bytes(b"")
+    got.clear()
+    cluster_jobs.cluster_work(DataConfig("digits"), FeatureConfig(backbone="pixels"), c, tmp_path, ds=DS(),
+                              feature_key="abc", feature_dim=1280)(lambda *a: got.append(a), lambda: False)
+    assert not any(g[1].startswith("reducing:") for g in got)
