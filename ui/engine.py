@@ -333,12 +333,18 @@ def _epoch_message(record_json: str) -> str:
 def map_work(ds: ImageDataset, feats: FeatureConfig, key: str, cfg: MapConfig, workspace: Path
              ) -> Callable[[Report, ShouldStop], str]:
     def work(report: Report, should_stop: ShouldStop) -> str:
-        from core.pipeline import compute_features, make_map
+        from core.pipeline import compute_features
+        from core.projection import project
 
         report(None, "loading features")
         X, _, _, _ = compute_features(ds, feats, workspace, should_stop=should_stop)
         report(None, f"{cfg.method.upper()} of {len(X):,} points (UMAP compiles for ~30 s the first time)")
-        xy = make_map(X, cfg)
+
+        def rows_placed(done: int, total: int, what: str) -> bool:   # core.projection's progress; False stops
+            report(done / total if total and done else None, what)
+            return not should_stop()
+
+        xy = project(X, cfg.method, n_components=2, seed=cfg.seed, progress=rows_placed)   # = make_map, with progress
         path = map_path(workspace, key, cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")

@@ -186,11 +186,17 @@ def umap_finished() -> None:
 
 
 _POINTS = re.compile(r"\b(UMAP|TSNE|T-SNE|PCA)(?:[-:](\d+))? of ([\d,]+) points", re.IGNORECASE)
-_IMAGES = re.compile(r"(\d[\d,]*) ?/ ?(\d[\d,]*) (\w+), (\d+(?:\.\d+)?) (\S+?)/s(?:, (\d+|nan) s left)?")
+_IMAGES = re.compile(r"(\d[\d,]*) ?(?:/| of ) ?(\d[\d,]*) (\w+), (\d[\d,]*(?:\.\d+)?) (\S+?)/s"
+                     r"(?:, (\d+|nan) s left)?")
+_SAMPLE = re.compile(r"UMAP on a sample of ([\d,]+) of ([\d,]+) points")
 
 
 def estimate_from_message(message: str) -> float | None:
-    """A map step says "UMAP of 10,000 points": its estimate from that size."""
+    """A map step says "UMAP of 10,000 points": its estimate from that size (past 100,000 rows UMAP
+    is fitted on a sample: "UMAP on a sample of 50,000 of 1,000,000 points", the sample's size)."""
+    sample = _SAMPLE.search(message)
+    if sample:
+        return estimate_seconds("umap", int(sample.group(1).replace(",", "")))
     m = _POINTS.search(message)
     if not m:
         return None
@@ -222,7 +228,7 @@ def progress_line(title: str, message: str, fraction: float | None, step_s: floa
     m = _IMAGES.search(message)
     if m:
         done, total = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
-        rate, unit = float(m.group(4)), m.group(5)
+        rate, unit = float(m.group(4).replace(",", "")), m.group(5)
         frac = done / total if total else 0.0
         left = m.group(6)
         left_s = (total - done) / rate if rate > 0 else None

@@ -162,3 +162,38 @@ def test_the_cluster_job_names_the_silent_reduction_and_estimates_both_steps(tmp
     cluster_jobs.cluster_work(DataConfig("digits"), FeatureConfig(backbone="pixels"), c, tmp_path, ds=DS(),
                               feature_key="abc", feature_dim=1280)(lambda *a: got.append(a), lambda: False)
     assert not any(g[1].startswith("reducing:") for g in got)
+
+
+def test_a_big_map_says_rows_placed_and_its_sample_fit_gets_an_estimate():
+    bar, text = progress_line("2-D map (UMAP)", "placed 200,000 of 1,000,000 points, 52,000 points/s",
+                              0.2, 4.0, 40.0)
+    assert bar == pytest.approx(0.2)
+    assert "200,000 / 1,000,000 points · 52,000 points/s · about 15 s left" in text
+    assert estimate_from_message("UMAP on a sample of 50,000 of 1,000,000 points (UMAP compiles …)") == \
+        estimate_seconds("umap", 50_000)
+
+
+def test_the_map_job_reports_core_projections_progress_and_stops_on_request(tmp_path):
+    """ui.engine.map_work passes a progress callback to core.projection.project: its steps reach
+    the job, and a stop raises Cancelled at the next step (nothing saved)."""
+    import numpy as np
+
+    from core.config import FeatureConfig, MapConfig
+    from core.data import open_dataset
+    from ui import engine
+
+    ds = open_dataset("digits", workspace=tmp_path, limit=200)
+    seen: list[tuple] = []
+    work = engine.map_work(ds, FeatureConfig(backbone="pixels"), "k", MapConfig(method="pca"), tmp_path)
+    path = work(lambda *a: seen.append(a), lambda: False)
+    assert np.load(path).shape == (200, 2)
+    assert (None, "PCA of 200 points") in seen and any(m.startswith("PCA of 200 points took") for _, m in seen)
+    asked = {"stop": False}   # Stop pressed once the map itself has begun (the features are loaded)
+
+    def report(fraction, message):  # noqa: ANN001, ANN202
+        asked["stop"] = asked["stop"] or message.startswith("PCA of")
+
+    with pytest.raises(jobs.Cancelled, match="the map was stopped"):
+        engine.map_work(ds, FeatureConfig(backbone="pixels"), "k2", MapConfig(method="pca"), tmp_path)(
+            report, lambda: asked["stop"])
+    assert not engine.map_path(tmp_path, "k2", MapConfig(method="pca")).exists()
