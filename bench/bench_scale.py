@@ -6,7 +6,8 @@ Gaussian blobs in 64 dimensions with per-row spread 0.5-1.5, written once per si
 so its peak RSS (ru_maxrss: imports, the mapped pages it touched and its own arrays) is its own.
 
 Stages: ``ours`` (core.cluster.KMeans, algorithm="auto": Lloyd up to 200k rows, seeded on a
-sample above), ``sklearn`` (MiniBatchKMeans, n_init=3, batch_size=2048), ``faiss`` (faiss.Kmeans
+sample above), ``ours-lloyd`` (the same, algorithm="lloyd": 10 restarts on all rows),
+``sklearn`` (MiniBatchKMeans, n_init=3, batch_size=2048), ``faiss`` (faiss.Kmeans
 on all rows, 20 iterations, 1 run), ``extract`` (streaming extraction into the feature cache
 of N synthetic 28x28 images held as a uint8 memory map, pixels backbone at 8 px: 64-d),
 ``map-umap`` (core.projection.project(..., "umap"): UMAP on a 50,000-row sample + placement
@@ -110,6 +111,10 @@ def stage(name: str, path: Path, k: int) -> dict:
 
         m = KMeans(n_clusters=k, random_state=0).fit(X)
         C, info["how"] = m.cluster_centers_, f"sample {m.sample_size_:,}" if m.sample_size_ else "lloyd"
+    elif name == "ours-lloyd":   # our full k-means: every restart on all rows, whatever N
+        from core.cluster.kmeans import KMeans
+
+        C, info["how"] = KMeans(n_clusters=k, random_state=0, algorithm="lloyd").fit(X).cluster_centers_, "lloyd"
     elif name == "sklearn":
         from sklearn.cluster import MiniBatchKMeans
 
@@ -159,7 +164,7 @@ def main() -> None:
         path = data / f"synthetic-{n}x{DIM}.npy"
         make_matrix(path, n)
         for st in args.stages:
-            for k in (args.k if st in ("ours", "sklearn", "faiss") else [0]):
+            for k in (args.k if st in ("ours", "ours-lloyd", "sklearn", "faiss") else [0]):
                 out = subprocess.run([sys.executable, __file__, "--one", st, str(path), str(k)],
                                      capture_output=True, text=True, env=os.environ)
                 if out.returncode:

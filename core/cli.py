@@ -24,6 +24,7 @@ from core.config import (
     workspace_dir,
 )
 from core.errors import ClusterLensError
+from core.extract_cli import add_extract_parser, cmd_extract
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--device", default="auto", help="for feature extraction: auto | cpu | cuda")
     sk.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
     sk.add_argument("--json", action="store_true", help="print the suggestion as JSON on the last line")
+    add_extract_parser(sub)   # `extract` and its --ray option live in core/extract_cli.py
     return p
 
 
@@ -466,6 +468,7 @@ def _k_table(s: Any) -> str:
 COMMANDS = {"run": cmd_run, "train-backbone": cmd_train_backbone, "datasets": cmd_datasets,
             "algorithms": cmd_algorithms, "backbones": cmd_backbones, "runs": cmd_runs, "export": cmd_export,
             "retrain": cmd_retrain, "storage": cmd_storage, "suggest-k": cmd_suggest_k}
+COMMANDS["extract"] = cmd_extract
 
 
 def main(argv: Sequence[str] | None = None) -> int:
