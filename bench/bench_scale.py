@@ -3,7 +3,8 @@
 The matrix is synthetic (this machine cannot hold a million image files): a mixture of 50
 Gaussian blobs in 64 dimensions with per-row spread 0.5-1.5, written once per size as a float32
 .npy and opened memory-mapped, as the feature cache gives it. Each stage runs in a fresh process,
-so its peak RSS (ru_maxrss: imports, the mapped pages it touched and its own arrays) is its own.
+so its peak RSS (ru_maxrss: imports, the mapped pages it touched and its own arrays) is its own;
+the peak of its anonymous memory (RssAnon, sampled: its own arrays, not mapped file pages) beside it.
 
 Stages: ``ours`` (core.cluster.KMeans, algorithm="auto": Lloyd up to 200k rows, seeded on a
 sample above), ``ours-lloyd`` (the same, algorithm="lloyd": 10 restarts on all rows),
@@ -77,16 +78,7 @@ def _extract_synthetic_images(path: Path, n: int) -> np.ndarray:
     from core.data.base import ImageDataset
     from core.features import FeatureCache, cached_extract
 
-    img_path = path.with_name(f"synthetic-images-{n}x28x28.npy")
-    if not img_path.is_file():
-        rng = np.random.default_rng(0)
-        out = np.lib.format.open_memmap(img_path.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
-                                        shape=(n, 28, 28))
-        for s in range(0, n, 100_000):
-            out[s: s + 100_000] = rng.integers(0, 256, (min(100_000, n - s), 28, 28), dtype=np.uint8)
-        out.flush()
-        del out
-        os.replace(img_path.with_suffix(".tmp.npy"), img_path)
+    img_path = make_images(path, n)
     images = np.load(img_path, mmap_mode="r")
 
     class Images(ImageDataset):
@@ -100,10 +92,55 @@ def _extract_synthetic_images(path: Path, n: int) -> np.ndarray:
     return feats
 
 
+def make_images(path: Path, n: int) -> Path:
+    """N synthetic 28x28 uint8 images in a .npy beside the matrix (made once, chunk by chunk)."""
+    img_path = path.with_name(f"synthetic-images-{n}x28x28.npy")
+    if not img_path.is_file():
+        rng = np.random.default_rng(0)
+        out = np.lib.format.open_memmap(img_path.with_suffix(".tmp.npy"), mode="w+", dtype=np.uint8,
+                                        shape=(n, 28, 28))
+        for s in range(0, n, 100_000):
+            out[s: s + 100_000] = rng.integers(0, 256, (min(100_000, n - s), 28, 28), dtype=np.uint8)
+        out.flush()
+        del out
+        os.replace(img_path.with_suffix(".tmp.npy"), img_path)
+    return img_path
+
+
+class _AnonPeak:
+    """Peak anonymous memory (RssAnon: the process's own arrays, not the pages of mapped files,
+    which ru_maxrss counts too), sampled every 50 ms in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak, self._stop = 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.now())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return max(self.peak, self.now()) / 2**30
+
+
 def stage(name: str, path: Path, k: int) -> dict:
     """Run one stage here (in a fresh process) and return its figures."""
     sys.path.insert(0, str(ROOT))
     X = np.load(path, mmap_mode="r")
+    anon = _AnonPeak()
     t = time.perf_counter()
     info: dict = {}
     if name == "ours":
@@ -138,9 +175,10 @@ def stage(name: str, path: Path, k: int) -> dict:
     else:
         raise SystemExit(f"unknown stage {name!r}")
     info["seconds"] = time.perf_counter() - t
+    info["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    info["anon_gb"] = anon.stop()
     if C is not None:
         info["inertia"] = inertia(X, C)
-    info["rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return info
 
 
@@ -163,6 +201,8 @@ def main() -> None:
     for n in args.sizes:
         path = data / f"synthetic-{n}x{DIM}.npy"
         make_matrix(path, n)
+        if "extract" in args.stages:
+            make_images(path, n)
         for st in args.stages:
             for k in (args.k if st in ("ours", "ours-lloyd", "sklearn", "faiss") else [0]):
                 out = subprocess.run([sys.executable, __file__, "--one", st, str(path), str(k)],
@@ -179,13 +219,13 @@ def main() -> None:
 def table(rows: list[dict], sizes: list[int]) -> None:
     matrix_gb = {n: n * DIM * 4 / 2**30 for n in sizes}
     ref = {(r["n"], r["k"]): r["inertia"] for r in rows if r["stage"] == "sklearn"}
-    print("\n| rows | stage | k | s | inertia vs sklearn | peak RSS GB | 2x matrix + 1 GB | how |")
-    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    print("\n| rows | stage | k | s | inertia vs sklearn | peak RSS GB | of it anonymous GB | 2x matrix + 1 GB | how |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         rel = (f"{100 * (r['inertia'] / ref[(r['n'], r['k'])] - 1):+.2f}%"
                if "inertia" in r and (r["n"], r["k"]) in ref else "")
         print(f"| {r['n']:,} | {r['stage']} | {r['k'] or ''} | {r['seconds']:.1f} | {rel} | {r['rss_gb']:.2f} | "
-              f"{2 * matrix_gb[r['n']] + 1:.2f} | {r.get('how', '')} |")
+              f"{r.get('anon_gb', float('nan')):.2f} | {2 * matrix_gb[r['n']] + 1:.2f} | {r.get('how', '')} |")
     lo, hi = min(sizes), max(sizes)
     if lo < hi:
         print(f"\n| stage | k | growth exponent b (t ~ N^b, {lo:,} to {hi:,}) |")
