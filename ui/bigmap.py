@@ -158,7 +158,7 @@ CONFIDENCE_CMAP = ["#D73027", "#FC8D59", "#FEE08B", "#D9EF8B", "#91CF60", "#1A98
 
 
 def render(df: Any, view: View, palette: Callable[[int], str], *, width: int = WIDTH, height: int = HEIGHT,
-           spread: int = 1) -> np.ndarray:
+           spread: int = 2) -> np.ndarray:
     """RGBA image (height × width × 4, uint8, row 0 at the top) of ``view``: transparent where
     there is no point. With a ``g`` column each pixel takes the colour of the groups in it
     (``palette(g)``; a pixel of one group has exactly that group's colour), its opacity growing
