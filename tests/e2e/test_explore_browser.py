@@ -93,6 +93,8 @@ def test_map_legend_clear_of_the_toolbar_and_one_name_per_cluster(page, app_url:
     assert lt >= parts["plot"][3] - 1, parts                          # the legend is under the map
     assert sorted(parts["names"]) == [f"cluster_{c}" for c in range(10)]
     assert parts["zero"].lower() == colour(0).lower()
+    # the features job that opening the run started belongs to the Review page: its notice stays there
+    assert page.get_by_text("Features reused from the cache").count() == 0
     # the gallery and the prototypes say the same names
     page.get_by_text(re.compile(r"^cluster_0 · [\d,]+ images$")).first.wait_for()
     page.get_by_text(re.compile(r"^cluster_0: [\d,]+ images")).first.wait_for()
