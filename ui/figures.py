@@ -21,6 +21,9 @@ OUTLIER_COLOUR = "#999999"
 # coloured by true label never reads as one coloured by cluster.
 _CLASS_PALETTE = "#7F3C8D #11A579 #3969AC #F2B701 #E73F74 #80BA5A #E68310 #008695 #CF1C90 #F97B72 #4B4B8F".split()
 MAP_BACKGROUND = "#FFFFFF"
+# Legends go under the plot, below the x axis's title: above it or at the right they sat under
+# Plotly's toolbar, which shows at the top right (issue 26).
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, x=0)
 
 
 def colour(i: int) -> str:
@@ -56,7 +59,7 @@ def cluster_sizes(labels: np.ndarray, confidence: np.ndarray, threshold: float,
         go.Bar(x=x, y=doubtful, name="doubtful", marker_color="#F58518"),
     ])
     fig.update_layout(barmode="stack", height=280, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis_title="cluster", yaxis_title="images", legend=dict(orientation="h", y=1.15))
+                      xaxis_title="cluster", yaxis_title="images", legend=LEGEND_BELOW)
     return fig
 
 
@@ -136,7 +139,7 @@ def training_curve(history: Sequence[dict], epochs: int | None = None) -> go.Fig
         go.Scatter(x=x, y=[float(r["loss"]) for r in history], name="loss", mode="lines+markers", yaxis="y2",
                    line=dict(color="#4C78A8", width=2), hovertemplate="epoch %{x}: loss %{y:.4f}<extra></extra>"),
     ])
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.15),
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), legend=LEGEND_BELOW,
                       xaxis=dict(title="epoch", range=[0.5, last + 0.5], dtick=1 if last <= 20 else None),
                       yaxis=dict(title="images/s", side="right", showgrid=False, rangemode="tozero"),
                       yaxis2=dict(title="loss", side="left", overlaying="y"))
@@ -172,7 +175,7 @@ def run_history(history: Sequence[dict]) -> go.Figure | None:
                                  line=dict(color="#888888", dash="dot"),
                                  hovertemplate=f"{step} %{{x}}: {cost} %{{y:.4g}}<extra></extra>"))
     fig = go.Figure(traces)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.2),
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=LEGEND_BELOW,
                       xaxis=dict(title=step, dtick=1 if len(x) <= 20 else None),
                       yaxis=dict(title="share", range=[0, 1.02]),
                       yaxis2=dict(title=cost or "", side="right", overlaying="y", showgrid=False))

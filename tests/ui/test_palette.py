@@ -43,3 +43,14 @@ def test_map_traces_biggest_first_legend_by_id_and_below_the_plot() -> None:
                                                                                   "cluster_2"]
     assert {t.name: t.marker.color for t in fig.data}["cluster_0"] == figures.colour(0)
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0   # under the map, not the toolbar
+
+
+def test_every_chart_keeps_its_legend_under_the_plot_away_from_the_toolbar() -> None:
+    labels, conf = np.array([0, 1, 1, -1]), np.array([0.9, 0.1, 0.5, 0.3])
+    figs = [figures.cluster_sizes(labels, conf, 0.2),
+            figures.training_curve([{"epoch": 1, "loss": 1.0, "images_per_s": 10.0}]),
+            figures.run_history([{"epoch": 1, "loss": 1.0, "clean_fraction": 0.5}]),
+            figures.scatter(np.zeros((4, 2)), list("abcd"), labels, None)]
+    for fig in figs:
+        assert fig.layout.legend.orientation == "h" and fig.layout.legend.yanchor == "top"
+        assert fig.layout.legend.y < 0, fig.layout.legend       # below the plot; the toolbar is at the top
