@@ -168,8 +168,8 @@ def _progress_printer(quiet: bool):
                                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
             bar.n = round(fraction * 100)
             bar.set_postfix_str(message, refresh=True)
-            if fraction >= 1.0:
-                bar.close()
+            if fraction >= 1.0:   # the next extraction (the route tries several) gets a bar of its own
+                bars.pop(stage).close()
         elif stage == "cluster" and message.startswith("{"):   # one training epoch / iteration
             line = _epoch_line(json.loads(message))
             if line:

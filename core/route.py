@@ -194,9 +194,9 @@ def choose_route(dataset: ImageDataset, k: int, workspace: str | Path, *, seed: 
         for part in route.parts:
             if part not in spaces:
                 tp = time.perf_counter()
-                feats, _, key, _ = compute_features(
+                feats, _, key, _ = compute_features(   # its extraction's progress shows as the run's would
                     dataset, FeatureConfig(backbone=part.backbone, image_size=part.image_size, device=device),
-                    workspace, should_stop=should_stop)
+                    workspace, progress=progress, should_stop=should_stop)
                 X = clustering_space(feats, cfg, cache_dir=Path(workspace) / "reduced", feature_key=key)
                 spaces[part] = (X, time.perf_counter() - tp)
         if route.join:
