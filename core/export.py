@@ -1,6 +1,7 @@
 """Export a run's current labels (the run's clusters with every applied correction).
 
-Formats: ``csv`` and ``json`` (sample id, path, cluster, cluster name, corrected, confidence) and
+Formats: ``csv`` and ``json`` (sample id, path, cluster, cluster name, corrected — a person moved
+it or marked it an outlier, as the Review page counts — confidence) and
 ``imagefolder`` (one folder per cluster name holding copies of — or links to — the images).
 :func:`read_labels_csv` and :func:`read_labels_json` read an export back.
 
@@ -114,7 +115,9 @@ def check_target(store: Store, fmt: str, out: str | Path, *,
 
 def export_rows(session: ReviewSession) -> list[dict[str, Any]]:
     labels = session.current_labels()
-    corrected = session.corrected_mask()
+    # "corrected" as the Review page counts it: a person moved it or marked it an outlier; a split
+    # or merge changes the cluster of images nobody looked at one by one (their cluster column says so)
+    corrected = session.person_mask()
     names = session.cluster_names()
     return [{"sample_id": sid, "path": session.paths[i], "cluster": int(labels[i]),
              "cluster_name": names[int(labels[i])], "corrected": bool(corrected[i]),

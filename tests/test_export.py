@@ -446,3 +446,19 @@ def test_an_imagefolder_export_never_copies_through_a_link_out_of_the_dataset(co
     export_run(store, run, "imagefolder", tmp_path / "out")
     copied = sorted((tmp_path / "out").rglob(ids[3].replace("/", "__")))
     assert len(copied) == 1 and copied[0].read_bytes() == (images / ids[5]).read_bytes()
+
+
+def test_corrected_counts_what_a_person_did_not_what_a_merge_moved(corrected, tmp_path):
+    """As the Review page counts: two moves and an outlier are corrected; the members a merge
+    moved change cluster in the export but are not 'corrected' (nobody looked at them)."""
+    store, run, ids, s = corrected
+    before = s.current_labels()
+    s.merge(2, 1)
+    moved_by_merge = np.flatnonzero((before == 1) & (s.current_labels() == 2))
+    assert len(moved_by_merge) >= 1
+    summary = export_run(store, run, "json", tmp_path / "m.json")
+    assert summary["n_corrected"] == 3
+    rows = {r["sample_id"]: r for r in json.loads((tmp_path / "m.json").read_text())["samples"]}
+    for i in moved_by_merge:
+        assert rows[ids[i]]["cluster"] == 2 and rows[ids[i]]["corrected"] is False
+    assert [rows[ids[i]]["corrected"] for i in (0, 1, 4)] == [True, True, True]
