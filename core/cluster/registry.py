@@ -12,6 +12,7 @@ CLUSTERERS: Registry[str] = Registry("algorithm")
 CLUSTERERS.add("kmeans", "core.cluster.kmeans:KMeans")
 CLUSTERERS.add("dac", "core.cluster.dac:DAC")
 CLUSTERERS.add("ruc", "core.cluster.ruc:RUC")
+CLUSTERERS.add("temi", "core.cluster.temi:TEMI")
 
 
 def clusterer_class(name: str) -> type[BaseClusterer]:

@@ -51,7 +51,7 @@ from core.errors import ParameterError
 STRATEGIES = ("confidence", "metric", "hybrid")
 INPUTS = ("auto", "features", "images", "pixels")
 BALANCES = ("start", "free", "uniform")
-INITIALS = ("kmeans", "dac")   # clusterers RUC can start from when it gets no initial labels
+INITIALS = ("kmeans", "dac", "temi")   # clusterers RUC can start from when it gets no initial labels
 
 
 class RUC(BaseClusterer):
