@@ -52,11 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pixels; default: chosen with the route (EfficientNet-Lite0: 64; 224 for few large photos)")
     run.add_argument("--join", action="append", default=[], metavar="BACKBONE[@SIZE]",
                      help="cluster another space beside the backbone's (repeat for more): each is reduced as "
-                          "--reduce says, scaled alike and joined; the auto route may choose this itself")
+                          "--reduce says, scaled alike and joined; the auto route may choose this itself. "
+                          "temi takes the spaces apart (kNN pairs from each)")
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--pca-dim", type=int, default=None, help="pixels backbone: PCA to this many dims")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    run.add_argument("--algo", default="kmeans", help="kmeans | dac | ruc")
+    run.add_argument("--algo", default="kmeans", help="kmeans | dac | ruc | temi (a head for frozen features)")
     run.add_argument("--k", type=int, default=10, help="number of clusters")
     run.add_argument("--metric", default="euclidean", choices=METRICS)
     run.add_argument("--reduce", default="auto",

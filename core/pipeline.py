@@ -147,10 +147,11 @@ def scaled(X: np.ndarray) -> np.ndarray:
 
 def joined_space(dataset: ImageDataset, features: np.ndarray, feature_key: str, feat_cfg: FeatureConfig,
                  cfg: ClusterConfig, workspace: str | Path, *, progress: Progress | None = None,
-                 should_stop: ShouldStop | None = None) -> np.ndarray:
+                 should_stop: ShouldStop | None = None, apart: bool = False) -> np.ndarray | list[np.ndarray]:
     """The space the clusterer sees: the backbone's features reduced as ``cfg.reduce`` says, and,
     when ``feat_cfg.join`` names more spaces, each of those reduced the same way, every one
-    :func:`scaled`, side by side (N, sum of their widths). Features and reductions are cached."""
+    :func:`scaled`, side by side (N, sum of their widths). Features and reductions are cached.
+    ``apart``: the joined spaces as a list instead, for a head that takes several (``temi``)."""
     from dataclasses import replace
 
     from core.config import parse_space
@@ -165,7 +166,16 @@ def joined_space(dataset: ImageDataset, features: np.ndarray, feature_key: str, 
         part_cfg = replace(feat_cfg, backbone=name, image_size=size, checkpoint=None, join=())
         feats, _, key, _ = compute_features(dataset, part_cfg, workspace, progress=progress, should_stop=should_stop)
         parts.append(scaled(clustering_space(feats, cfg, cache_dir=cache_dir, feature_key=key)))
-    return np.concatenate(parts, axis=1)
+    return parts if apart else np.concatenate(parts, axis=1)
+
+
+def takes_spaces(cfg: ClusterConfig) -> bool:
+    """Whether the algorithm (or RUC's start) takes several spaces apart (``--join`` with temi)."""
+    algo = cfg.params.get("initial", "kmeans") if cfg.algo == "ruc" else cfg.algo
+    try:
+        return bool(getattr(clusterer_class(str(algo)), "multi_space", False))
+    except Exception:   # an unknown name: the estimator's own check says what is wrong
+        return False
 
 
 def reduced_path(cache_dir: Path, feature_key: str, cfg: ClusterConfig) -> Path:
@@ -192,16 +202,21 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
             dataset: ImageDataset | None = None, eval_labels: np.ndarray | None = None,
             fixed_labels: np.ndarray | None = None, initial_labels: np.ndarray | None = None,
             callback: Callable[[dict[str, Any]], bool | None] | None = None,
-            space: np.ndarray | None = None) -> tuple[BaseClusterer, np.ndarray]:
+            space: np.ndarray | list[np.ndarray] | None = None) -> tuple[BaseClusterer, np.ndarray]:
     """Fit the configured clusterer. Returns (fitted estimator, the space it clustered in).
 
     ``eval_labels`` (ground truth) only reaches history records for display; ``fixed_labels``
     are a person's corrections (-1 = not corrected), honoured by DAC and RUC. ``space`` is the
-    already reduced features when the caller has them (see :func:`clustering_space`).
+    already reduced features when the caller has them (see :func:`clustering_space`); a list of
+    spaces (:func:`joined_space` with ``apart``) goes as it is to a head that takes several, side by
+    side to the others, and the returned space is always the side-by-side one.
     ``initial_labels`` (RUC only): the clustering to refine, instead of a fresh run of its
     ``initial`` clusterer (retraining passes the reviewed labels).
     """
     X = clustering_space(features, cfg) if space is None else space
+    parts = X if isinstance(X, list) else None   # several spaces apart, for a head that takes them
+    if parts is not None:
+        X = np.concatenate(parts, axis=1)
     est = build_clusterer(cfg, device=device)
     fit_params = set(inspect.signature(est.fit).parameters)
     kwargs: dict[str, Any] = {}
@@ -211,7 +226,7 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
         kwargs["callback"] = callback
     if "fixed_labels" in fit_params and fixed_labels is not None:
         kwargs["fixed_labels"] = fixed_labels
-    inputs = X
+    inputs = parts if parts is not None and getattr(est, "multi_space", False) else X
     kind = getattr(est, "input", "auto")
     if kind in ("images", "pixels"):
         if dataset is None:
@@ -232,7 +247,8 @@ def cluster(features: np.ndarray, cfg: ClusterConfig, *, device: str = "auto",
         # votes in that same space
         initial = ClusterConfig(algo=est.initial, k=cfg.k, metric=cfg.metric, seed=cfg.seed,
                                 params=dict(est.initial_params or {}))
-        init_est = build_clusterer(initial, device=device).fit(X)
+        init_est = build_clusterer(initial, device=device)
+        init_est.fit(parts if parts is not None and getattr(init_est, "multi_space", False) else X)
         kwargs["initial_labels"] = init_est.labels_
         kwargs["embedding"] = X
     est.fit(inputs, **kwargs)
@@ -404,7 +420,7 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
 
     truth = dataset.labels if dataset.has_labels else None
     space = joined_space(dataset, feats, feature_key, cfg.features, cfg.cluster, store.root,
-                         progress=say, should_stop=stop)
+                         progress=say, should_stop=stop, apart=takes_spaces(cfg.cluster))
     est, X = cluster(feats, cfg.cluster, device=cfg.features.device, dataset=dataset,
                      eval_labels=truth, fixed_labels=fixed_labels, initial_labels=initial_labels,
                      callback=on_epoch, space=space)

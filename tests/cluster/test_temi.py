@@ -98,3 +98,21 @@ def test_registry_and_ruc_start(blobs, one_thread):
     assert external_scores(y, ruc.initial_labels_)["acc"] >= 0.95
     assert external_scores(y, ruc.labels_)["acc"] >= 0.95
     assert start.get_params()["heads"] == 4
+
+
+def test_pipeline_hands_spaces_apart(blobs, one_thread):
+    """--join with temi: the pipeline's cluster() gives TEMI the spaces as a list; k-means gets
+    them side by side; RUC's temi start gets them apart too."""
+    from core.config import ClusterConfig
+    from core.pipeline import cluster, takes_spaces
+
+    X, y = blobs
+    other = X[:, ::-1] * 3.0
+    est, joined = cluster(X, ClusterConfig(algo="temi", k=4, params=FAST), device="cpu", space=[X, other])
+    assert est.n_spaces_ == 2 and joined.shape == (400, 24)
+    assert external_scores(y, est.labels_)["acc"] >= 0.95
+    km, joined = cluster(X, ClusterConfig(algo="kmeans", k=4), device="cpu", space=[X, other])
+    assert joined.shape == (400, 24) and km.labels_.shape == (400,)
+    assert takes_spaces(ClusterConfig(algo="temi")) and not takes_spaces(ClusterConfig(algo="kmeans"))
+    assert takes_spaces(ClusterConfig(algo="ruc", params={"initial": "temi"}))
+    assert not takes_spaces(ClusterConfig(algo="ruc"))
