@@ -21,7 +21,7 @@ from core.cluster.base import BaseClusterer
 from core.cluster.registry import clusterer_class
 from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig, validate
 from core.data.base import ImageDataset
-from core.errors import Cancelled, ParameterError, WorkspaceError
+from core.errors import Cancelled, ParameterError, UnknownNameError, WorkspaceError
 from core.route import AUTO, RouteChoice, choose_route
 from core.store import DISK_FULL_ERRNOS, Store, disk_full_message
 
@@ -174,7 +174,7 @@ def takes_spaces(cfg: ClusterConfig) -> bool:
     algo = cfg.params.get("initial", "kmeans") if cfg.algo == "ruc" else cfg.algo
     try:
         return bool(getattr(clusterer_class(str(algo)), "multi_space", False))
-    except Exception:   # an unknown name: the estimator's own check says what is wrong
+    except (UnknownNameError, ImportError, AttributeError):   # the estimator's own check says what is wrong
         return False
 
 
