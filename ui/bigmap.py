@@ -291,7 +291,10 @@ export default function (component) {
     img.src = src;
   }
   S.draw();
-  if (Math.abs(S.wanted() - data.width) > 8 && !S.resized) { S.resized = true; S.ask(); }
+  // a canvas shown narrower or wider than the image (first draw, a resized column): ask once per width
+  S.fit = () => { const w = S.wanted();
+    if (Math.abs(w - S.data.width) > 8 && S.askedW !== w) { S.askedW = w; S.ask(); } };
+  S.fit();
   const chip = (g) => `background:${g.colour}` + (g.colour.startsWith('linear') ? ';width:60px' : '');
   root.querySelector('.cl-legend').innerHTML = (data.legend || []).map(g =>
     `<span><i style="${chip(g)}"></i>${g.label}</span>`).join('');
@@ -300,6 +303,7 @@ export default function (component) {
   S.setMode(S.mode);
   if (canvas.__bmBound) return;   // listeners once per canvas; they reach the latest run through S
   canvas.__bmBound = true;
+  new ResizeObserver(() => S.fit()).observe(canvas);
   root.querySelectorAll('[data-mode]').forEach(b => b.addEventListener('click', () => S.setMode(b.dataset.mode)));
   root.querySelector('[data-act=reset]').addEventListener('click', () => { S.view = S.data.full.slice(); S.ask(); });
   canvas.addEventListener('wheel', (e) => {

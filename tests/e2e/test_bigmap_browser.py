@@ -56,6 +56,13 @@ def to_data(page, points: list[tuple[int, int]]) -> np.ndarray:  # noqa: ANN001
                      for sx, sy in points])
 
 
+def centred(canvas) -> dict:  # noqa: ANN001
+    """The canvas scrolled to the middle of the window, whole (mouse events off the window are
+    lost), and its box measured there (a selection's gallery below it can move the page)."""
+    canvas.evaluate("c => c.scrollIntoView({block: 'center'})")
+    return canvas.bounding_box()
+
+
 def drag(page, points: list[tuple[int, int]]) -> None:  # noqa: ANN001
     page.mouse.move(*points[0])
     page.mouse.down()
@@ -103,7 +110,7 @@ def test_big_map_zooms_and_its_box_and_lasso_fill_the_gallery(page, app_url: str
     full = view(page)
 
     # zoom in around the middle: the server draws the narrower range
-    box = canvas.bounding_box()
+    box = centred(canvas)
     mid = (round(box["x"] + box["width"] / 2), round(box["y"] + box["height"] / 2))
     page.mouse.move(*mid)
     for _ in range(3):
@@ -116,6 +123,7 @@ def test_big_map_zooms_and_its_box_and_lasso_fill_the_gallery(page, app_url: str
 
     # a box around the middle of the zoomed view
     page.get_by_role("button", name="Box").click()
+    box = centred(canvas)
     a = (round(box["x"] + box["width"] * 0.35), round(box["y"] + box["height"] * 0.35))
     b = (round(box["x"] + box["width"] * 0.6), round(box["y"] + box["height"] * 0.7))
     (ax, ay), (bx, by) = to_data(page, [a, b])
@@ -131,6 +139,8 @@ def test_big_map_zooms_and_its_box_and_lasso_fill_the_gallery(page, app_url: str
 
     # a lasso: a triangle, drawn corner to corner (the mouse's steps lie on its edges)
     page.get_by_role("button", name="Lasso").click()
+    wait_drawn(page)
+    box = centred(canvas)
     corners = [(round(box["x"] + box["width"] * fx), round(box["y"] + box["height"] * fy))
                for fx, fy in ((0.3, 0.3), (0.7, 0.4), (0.45, 0.8))]
     p0, p1, p2 = to_data(page, corners)
