@@ -42,7 +42,8 @@ new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__
 """
 
 PLOTLY_DRAWN = """() => { const gd = document.querySelector('.js-plotly-plot');
-  return !!(gd && gd._fullLayout && gd._fullData && gd._fullData.length && gd.querySelector('canvas.gl-canvas-context'));
+  return !!(gd && gd._fullLayout && gd._fullData && gd._fullData.length
+            && gd.querySelector('canvas.gl-canvas-context'));
 }"""
 
 
