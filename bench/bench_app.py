@@ -1,6 +1,6 @@
 """App speed: k slider on 10,000 cached samples, a 60-thumbnail gallery page, a 100,000-point map.
 
-    python bench/bench_app.py [--skip-browser] [--repeat 3]
+    python bench/bench_app.py [--skip-browser] [--only-review | --only-explore] [--repeat 3]
 
 Prints a table; nothing here is asserted (DESIGN.md: figures go to the issue and bench/RESULTS.md).
 1. k slider: AppTest drives the real Cluster page on the Fashion-MNIST test split (10,000 images,
@@ -14,6 +14,10 @@ Prints a table; nothing here is asserted (DESIGN.md: figures go to the issue and
    or key to what it shows being visible: a tile's outline, the "N image(s) selected" count, a move
    by its number key ("Moved … Saved."), undo by z ("Undone. Saved."), and the enlarged view (⤢ →
    the big image and its 8 neighbours drawn).
+5. Explore clicks (issue 26): the same served app, a digits and a Fashion-MNIST test-split run with a
+   PCA map; a filter change (the confidence range's upper end one key press lower) → its caption, the
+   map's point count and the gallery's tiles as the filter keeps them; a "Colour by" click → the
+   map's trace names and legend entries (or its colour bar) in the new colouring.
 """
 from __future__ import annotations
 
@@ -258,21 +262,156 @@ def bench_review_clicks(repeat: int) -> None:
         b.close()
 
 
+# The Explore map's trace names, legend entries and point count, as plotly drew them.
+MAP_NOW = """() => {
+  const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  if (!gd || !gd._fullData) return null;
+  return {names: gd._fullData.map(t => t.name), points: gd._fullData.reduce((s, t) => s + (t.x ? t.x.length : 0), 0),
+          legend: Array.from(gd.querySelectorAll('.legend .traces .legendtext')).map(e => e.textContent),
+          colorbar: gd.querySelector('.colorbar') !== null};
+}"""
+MAP_POINTS = """(n) => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  return !!gd && !!gd._fullData && gd._fullData.reduce((s, t) => s + (t.x ? t.x.length : 0), 0) === n; }"""
+GALLERY_IS = """(want) => { const got = Array.from(document.querySelectorAll('#cluster-grid [data-sample-id]'))
+  .map(e => e.getAttribute('data-sample-id'));
+  return got.length === want.length && got.every((v, i) => v === want[i]); }"""
+MAP_COLOURED = """([names, conf]) => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');
+  if (!gd || !gd._fullData) return false;
+  const got = gd._fullData.map(t => t.name).sort();
+  if (conf) return got.length === 1 && got[0] === 'confidence' && gd.querySelector('.colorbar') !== null;
+  const legend = Array.from(gd.querySelectorAll('.legend .traces .legendtext')).map(e => e.textContent).sort();
+  const want = [...names].sort();
+  return JSON.stringify(got) === JSON.stringify(want) && JSON.stringify(legend) === JSON.stringify(want); }"""
+
+
+def _explore_clicks(page, url: str, run: int, label: str, repeat: int, home: Path, source: str) -> None:  # noqa: ANN001
+    """Filter change and map colour change on the Explore page; what counts as visible is computed
+    here from the run's own labels and confidences (ui.review.load_view, what the page reads)."""
+    import numpy as np
+
+    from core.config import DataConfig
+    from core.pipeline import load_dataset
+    from tests.e2e.test_explore_browser import PLOT, open_explore
+    from tests.e2e.test_review_browser import settled
+    from ui import gallery, review
+
+    view = review.load_view(home, run)
+    ds = load_dataset(DataConfig(source=source), str(home))
+    ids = np.asarray(view.ids, dtype=object)
+    truth = np.asarray(ds.labels)
+    class_names = ds.class_names or [str(i) for i in range(int(truth.max()) + 1)]
+    cluster = review.browse_choices(view)[0]            # the gallery's first cluster (its default)
+    open_explore(page, url, run)
+    page.locator('[data-testid="stExpander"]', has_text="Filter the images").locator("summary").first.click()
+    slider = page.locator('[data-testid="stSlider"]', has_text="Confidence").first
+    slider.get_by_role("slider").nth(1).wait_for()
+
+    def expected(hi: float) -> tuple[int, list[str]]:   # the kept count and the gallery's 60 tiles
+        keep = (view.confidence >= -1e-9) & (view.confidence <= hi + 1e-9)
+        rows = gallery.cluster_rows(np.where(keep, view.labels, -2), view.confidence, cluster, gallery.ORDERS[0])
+        return int(keep.sum()), [str(s) for s in ids[rows[:60]]]
+
+    # Start the range's upper end just above the gallery cluster's most confident image (untimed), so
+    # that each timed key press leaves out its most typical images: the count and the tiles change.
+    top = int(np.ceil(float(view.confidence[view.labels == cluster].max()) / 0.05 - 1e-9))
+    thumb = slider.get_by_role("slider").nth(1)
+    thumb.focus()
+    for _ in range(20 - top):
+        thumb.press("ArrowLeft")
+    page.get_by_text(f"confidence 0.00–{top * 0.05:.2f}) keeps {expected(top * 0.05)[0]:,} of").first.wait_for()
+    settled(page)
+    took: dict[str, list[float]] = {"caption": [], "map": [], "gallery": []}
+    changed = 0
+    before = page.evaluate(MAP_NOW)["points"], page.locator("#cluster-grid [data-sample-id]").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-sample-id'))")
+    for i in range(repeat):                             # the upper end 0.05 lower per try (one key press)
+        hi = round(0.05 * (top - i - 1), 2)
+        n, want = expected(hi)
+        changed += (n != before[0]) and (want != before[1])
+        thumb = slider.get_by_role("slider").nth(1)
+        thumb.focus()
+        t = time.perf_counter()
+        thumb.press("ArrowLeft")
+        page.get_by_text(f"confidence 0.00–{hi:.2f}) keeps {n:,} of {len(ids):,} images").first.wait_for()
+        took["caption"].append(time.perf_counter() - t)
+        page.wait_for_function(MAP_POINTS, arg=n)
+        took["map"].append(time.perf_counter() - t)
+        page.wait_for_function(GALLERY_IS, arg=want)
+        took["gallery"].append(time.perf_counter() - t)
+        before = n, want
+        settled(page)
+    page.get_by_role("button", name="Clear the filter").click()
+    page.wait_for_function(MAP_POINTS, arg=len(ids))
+    settled(page)
+    page.locator(PLOT).first.wait_for()
+    colour_by = page.locator('[data-testid="stRadio"]', has_text="Colour by")
+    names = {"cluster": sorted({"outliers" if c < 0 else view.name(int(c)) for c in np.unique(view.labels)}),
+             "true label": sorted({class_names[int(c)] for c in np.unique(truth)}), "confidence": []}
+    took["colour"] = []
+    order = ["true label", "confidence", "cluster"]
+    for i in range(repeat * len(order)):
+        to = order[i % len(order)]
+        t = time.perf_counter()
+        colour_by.get_by_text(to, exact=True).click()
+        page.wait_for_function(MAP_COLOURED, arg=[names[to], to == "confidence"])
+        took["colour"].append(time.perf_counter() - t)
+        settled(page)
+    what = {"caption": "filter (upper confidence −0.05, one key) → its caption 'keeps N of M'",
+            "map": "filter → map redrawn with the N kept points",
+            "gallery": "filter → map and gallery redrawn (gallery's 60 tiles = the kept ones)",
+            "colour": "'Colour by' click → map's traces and legend in the new colouring"}
+    notes = {"caption": f"{repeat} tries", "map": f"{repeat} tries; {changed} changed both the count and the tiles",
+             "gallery": f"{repeat} tries",
+             "colour": f"{len(took['colour'])} clicks, cycling true label → confidence → cluster"}
+    for k, v in took.items():
+        row(f"{label}: {what[k]}", f"median {statistics.median(v):.2f} s, max {max(v):.2f} s", notes[k])
+
+
+def bench_explore_clicks(repeat: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from core.config import ClusterConfig, DataConfig, FeatureConfig, MapConfig, RunConfig
+    from core.pipeline import run_pipeline
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, served_app
+
+    home = Path(os.environ["CLUSTERLENS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for label, source in (("digits", "digits"), ("Fashion-MNIST test", "fashion-mnist")):
+        runs[label] = source, run_pipeline(RunConfig(
+            data=DataConfig(source=source), features=FeatureConfig(backbone="pixels"),
+            cluster=ClusterConfig(algo="kmeans", k=10, reduce="pca:50"), map=MapConfig(method="pca"),
+            workspace=str(home))).run_id
+    with served_app(home) as url, sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for label, (source, run) in runs.items():
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            _explore_clicks(page, url, run, label, repeat, home, source)
+            page.close()
+        b.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--only-review", action="store_true", help="only the review click timings (4.)")
+    ap.add_argument("--only-explore", action="store_true", help="only the Explore click timings (5.)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("CLUSTERLENS_HOME", str(Path(tempfile.gettempdir()) / "clusterlens-bench-app"))
     os.environ.setdefault("CLUSTERLENS_JOB_WAIT_S", "10")   # a move finishes within the same script run
     print(f"workspace {os.environ['CLUSTERLENS_HOME']}, {os.cpu_count()} CPU(s)", flush=True)
-    if not args.only_review:
+    only = args.only_review or args.only_explore
+    if not only:
         bench_slider_and_gallery(args.repeat)
     if not args.skip_browser:
-        if not args.only_review:
+        if not only:
             bench_browser()
-        bench_review_clicks(max(args.repeat, 3))
+        if not args.only_explore:
+            bench_review_clicks(max(args.repeat, 3))
+        if not args.only_review:
+            bench_explore_clicks(max(args.repeat, 3))
     w = max(len(r[0]) for r in ROWS)
     print("\n| what | time | note |\n|---|---|---|")
     for what, value, note in ROWS:
