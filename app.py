@@ -6,6 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import ast_lock
+
+ast_lock.install()   # before any page is parsed beside a background job (ui/ast_lock.py says why)
 HERE = Path(__file__).parent
 
 st.set_page_config(page_title="ClusterLens", page_icon=":material/bubble_chart:", layout="wide")
