@@ -21,9 +21,12 @@ def add_extract_parser(sub: Any) -> None:
     ex.add_argument("--pca-dim", type=int, default=None, help="pixels backbone: PCA to this many dims")
     ex.add_argument("--device", default="auto", help="auto | cpu | cuda (on each Ray actor with --ray)")
     ex.add_argument("--ray", default=None, metavar="ADDRESS",
-                    help="run the model on a Ray cluster (ray://HOST:10001, or auto); Ray Data map_batches")
-    ex.add_argument("--actors", type=int, default=2, help="with --ray: model actors")
-    ex.add_argument("--gpus-per-actor", type=float, default=0, help="with --ray: GPUs per actor (0: CPU actors)")
+                    help="decode and run the model on a Ray cluster (HOST:6379, ray://HOST:10001 or auto) with "
+                         "Ray Data map_batches; every node needs --data at the same path. See docs/scale.md")
+    ex.add_argument("--actors", type=int, default=None,
+                    help="with --ray: model actors (default: one per GPU, or one per node)")
+    ex.add_argument("--gpus-per-actor", type=float, default=None,
+                    help="with --ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0)")
     ex.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
 
 
@@ -53,8 +56,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.ray:
         from core.features.ray_extract import ray_extract
 
-        feats, hit, key = ray_extract(cache, dataset, args.backbone, address=args.ray, actors=args.actors,
-                                      num_gpus=args.gpus_per_actor, **opts)
+        feats, hit, key = ray_extract(cache, dataset, args.backbone, address=args.ray, source=args.data,
+                                      workspace=ws, actors=args.actors, num_gpus=args.gpus_per_actor, **opts)
     else:
         feats, hit, key = cached_extract(cache, dataset, args.backbone, **opts)
     with Store(ws) as store:   # the workspace lists what was extracted (as `run` does)
