@@ -160,3 +160,15 @@ def test_workers_that_see_other_data_at_the_path_are_refused(tmp_path: Path, clu
     with pytest.raises(DataError, match="is not what the driver opened .* same files at the same path"):
         ray_extract(FeatureCache(tmp_path), imgs.ds, "pixels", source="digits", image_size=8, batch_size=8,
                     device="cpu", actors=1)
+
+
+def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import ParameterError
+
+    monkeypatch.setitem(sys.modules, "ray", None)   # `import ray` now fails as on a machine without it
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ParameterError, match=r"pip install 'ray\[data\]'\`, or extract without --ray"):
+        ray_extract(FeatureCache(tmp_path), LazyImages(4).ds, "pixels", image_size=8, address="auto")
+    assert not any(tmp_path.iterdir())   # nothing was started or written
+    code = "import sys; sys.modules['ray'] = None; import core.cli, core.pipeline, core.features.ray_extract"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0   # core imports without ray
