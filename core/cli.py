@@ -24,7 +24,7 @@ from core.config import (
     workspace_dir,
 )
 from core.errors import ClusterLensError
-from core.extract_cli import add_extract_parser, cmd_extract
+from core.extract_cli import add_extract_parser, add_run_ray_option, cmd_extract, extract_for_run
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--map", default="umap", choices=MAP_METHODS, help="2-D map method")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line")
     run.add_argument("--workspace", default=None, help="default: $CLUSTERLENS_HOME or ./workspace")
+    add_run_ray_option(run)
 
     tb = sub.add_parser("train-backbone", help="train a backbone on your own images (no labels used)")
     tb.add_argument("--data", required=True, help="a folder, a .zip, a demo name or torchvision:NAME")
@@ -209,6 +210,8 @@ def _emit(args: argparse.Namespace, summary: Any, text: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from core.pipeline import run_pipeline
 
+    if args.ray:   # features on the Ray cluster first; the pipeline then reads them from the cache
+        extract_for_run(args)
     cfg = RunConfig(
         data=DataConfig(source=args.data, limit=args.limit),
         features=FeatureConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,

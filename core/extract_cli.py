@@ -67,3 +67,33 @@ def cmd_extract(args: argparse.Namespace) -> int:
     how = "from the cache" if hit else f"in {time.perf_counter() - t0:.1f} s" + (" on Ray" if args.ray else "")
     print(f"features {feats.shape[0]:,} x {feats.shape[1]} {how}: {cache.root / key}")
     return 0
+
+
+def add_run_ray_option(run: Any) -> None:
+    run.add_argument("--ray", default=None, metavar="ADDRESS",
+                     help="extract the features on a Ray cluster first (as `extract --ray`; needs --backbone NAME), "
+                          "then cluster here; see docs/scale.md")
+
+
+def extract_for_run(args: argparse.Namespace) -> None:
+    """`run --ray ADDRESS`: the backbone's features into the cache on the cluster, so the run that
+    follows finds them there (the same key: same data, backbone, size, PCA)."""
+    from pathlib import Path
+
+    from core.config import workspace_dir
+    from core.data import open_dataset
+    from core.errors import ParameterError
+    from core.features import FeatureCache
+    from core.features.backbones import BACKBONES
+    from core.features.ray_extract import ray_extract
+
+    if args.backbone == "auto" or args.backbone not in BACKBONES or args.backbone == "checkpoint":
+        raise ParameterError(f"run --ray extracts one built-in backbone's features on the cluster, not "
+                             f"{args.backbone!r}: give --backbone NAME (see `python -m core backbones`) and "
+                             "--image-size, or extract with `python -m core extract --ray` first")
+    ws = workspace_dir(args.workspace)
+    dataset = open_dataset(args.data, workspace=ws, limit=args.limit)
+    ray_extract(FeatureCache(Path(ws) / "features"), dataset, args.backbone, address=args.ray, source=args.data,
+                workspace=ws, image_size=args.image_size, batch_size=args.batch_size, device=args.device,
+                pca_dim=args.pca_dim)
+

@@ -172,3 +172,16 @@ def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path: Path, monk
     assert not any(tmp_path.iterdir())   # nothing was started or written
     code = "import sys; sys.modules['ray'] = None; import core.cli, core.pipeline, core.features.ray_extract"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0   # core imports without ray
+
+
+def test_run_with_ray_extracts_on_the_cluster_and_clusters_the_cached_features(
+        tmp_path: Path, cluster: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import main
+
+    base = ["run", "--data", "digits", "--limit", "150", "--reduce", "none", "--map", "pca", "--k", "10",
+            "--ray", cluster, "--workspace", str(tmp_path)]
+    assert main(base) != 0   # the default route picks its backbone from the data: not one to send to Ray
+    assert "run --ray extracts one built-in backbone's features on the cluster, not 'auto': give --backbone NAME" \
+        in capsys.readouterr().err
+    assert main([*base, "--backbone", "pixels"]) == 0
+    assert "run 1: 150 images, 10 clusters (cached features)" in capsys.readouterr().out   # Ray's entry, read back
