@@ -107,16 +107,19 @@ def compute_features(dataset: ImageDataset, cfg: FeatureConfig, workspace: str |
 
 
 def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Path | None = None,
-                     feature_key: str | None = None) -> np.ndarray:
+                     feature_key: str | None = None, progress: Progress | None = None,
+                     should_stop: ShouldStop | None = None) -> np.ndarray:
     """The features the clusterer sees: as extracted, or reduced (PCA / UMAP) first.
 
     With ``cache_dir`` and ``feature_key`` a reduction is kept on disk, so moving k or the metric
-    re-clusters at once instead of re-running UMAP.
+    re-clusters at once instead of re-running UMAP. ``progress("reduce", fraction, message)`` and
+    ``should_stop`` reach the reduction (rows placed, where it can tell; a stop raises Cancelled).
     """
     from core.projection import reduce
 
+    rows = _rows_progress("reduce", progress, should_stop)
     if cfg.reduce in ("none", "") or cache_dir is None or not feature_key:
-        return reduce(features, cfg.reduce, seed=cfg.seed)
+        return reduce(features, cfg.reduce, seed=cfg.seed, progress=rows)
     path = reduced_path(cache_dir, feature_key, cfg)
     if path.is_file():
         try:
@@ -125,7 +128,7 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
                 return Z
         except (OSError, ValueError):
             pass   # unreadable: recompute and overwrite
-    Z = reduce(features, cfg.reduce, seed=cfg.seed)
+    Z = reduce(features, cfg.reduce, seed=cfg.seed, progress=rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     try:
@@ -135,6 +138,18 @@ def clustering_space(features: np.ndarray, cfg: ClusterConfig, *, cache_dir: Pat
         tmp.unlink(missing_ok=True)   # a full disk keeps no half file; the caller reports it
         raise
     return Z
+
+
+def _rows_progress(stage: str, progress: Progress | None, should_stop: ShouldStop | None):
+    """core.projection's ``fn(done, total, what) -> False to stop`` from a pipeline progress."""
+    if progress is None and should_stop is None:
+        return None
+
+    def rows(done: int, total: int, what: str) -> bool:
+        if progress is not None:
+            progress(stage, done / max(total, 1), what)
+        return not (should_stop is not None and should_stop())
+    return rows
 
 
 def scaled(X: np.ndarray) -> np.ndarray:
@@ -157,7 +172,8 @@ def joined_space(dataset: ImageDataset, features: np.ndarray, feature_key: str, 
     from core.config import parse_space
 
     cache_dir = Path(workspace) / "reduced"
-    X = clustering_space(features, cfg, cache_dir=cache_dir, feature_key=feature_key)
+    X = clustering_space(features, cfg, cache_dir=cache_dir, feature_key=feature_key, progress=progress,
+                         should_stop=should_stop)
     if not feat_cfg.join:
         return X
     parts = [scaled(X)]
@@ -165,7 +181,8 @@ def joined_space(dataset: ImageDataset, features: np.ndarray, feature_key: str, 
         name, size = parse_space(spec)
         part_cfg = replace(feat_cfg, backbone=name, image_size=size, checkpoint=None, join=())
         feats, _, key, _ = compute_features(dataset, part_cfg, workspace, progress=progress, should_stop=should_stop)
-        parts.append(scaled(clustering_space(feats, cfg, cache_dir=cache_dir, feature_key=key)))
+        parts.append(scaled(clustering_space(feats, cfg, cache_dir=cache_dir, feature_key=key, progress=progress,
+                                             should_stop=should_stop)))
     return parts if apart else np.concatenate(parts, axis=1)
 
 
@@ -279,12 +296,14 @@ def score(X: np.ndarray, labels: np.ndarray, confidence: np.ndarray,
     return _plain(scores)
 
 
-def make_map(features: np.ndarray, cfg: MapConfig) -> np.ndarray | None:
+def make_map(features: np.ndarray, cfg: MapConfig, *, progress: Progress | None = None,
+             should_stop: ShouldStop | None = None) -> np.ndarray | None:
     from core.projection import project
 
     if cfg.method == "none":
         return None
-    return project(features, cfg.method, n_components=2, seed=cfg.seed)
+    return project(features, cfg.method, n_components=2, seed=cfg.seed,
+                   progress=_rows_progress("map", progress, should_stop))
 
 
 # -- the whole run ------------------------------------------------------------------------
@@ -446,7 +465,7 @@ def _cluster_and_save(cfg: RunConfig, store: Store, run_id: int, dataset: ImageD
     t = time.perf_counter()
     if map_2d is None:
         say("map", 0.0, f"2-D map ({cfg.map.method})")
-        map_2d = make_map(feats, cfg.map)
+        map_2d = make_map(feats, cfg.map, progress=say, should_stop=stop)
     else:
         say("map", 1.0, "2-D map reused")
     seconds["map"] = time.perf_counter() - t

@@ -188,3 +188,19 @@ def test_a_run_on_joined_spaces_clusters_them_side_by_side(tmp_path):
         run_pipeline(cfg.with_(features=FeatureConfig(backbone="auto", join=("pixels",))))
     with pytest.raises(ParameterError, match="a joined space is a backbone name or name@size"):
         run_pipeline(cfg.with_(features=FeatureConfig(backbone="pixels", join=("lite@big",))))
+
+
+def test_the_reduction_reports_progress_and_stops(tmp_path):
+    """clustering_space passes progress and stop to the reduction: messages under stage "reduce",
+    and a stop raises Cancelled before anything is cached."""
+    from core.pipeline import clustering_space, reduced_path
+
+    X = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32)
+    cfg = ClusterConfig(reduce="pca:3")
+    said = []
+    Z = clustering_space(X, cfg, cache_dir=tmp_path, feature_key="k1", progress=lambda *a: said.append(a))
+    assert Z.shape == (300, 3) and said[0][:2] == ("reduce", 0.0) and "pca:3 of 300 points" in said[0][2]
+    assert said[-1][1] == 1.0
+    with pytest.raises(Cancelled):
+        clustering_space(X, cfg, cache_dir=tmp_path, feature_key="k2", should_stop=lambda: True)
+    assert not reduced_path(tmp_path, "k2", cfg).exists()
