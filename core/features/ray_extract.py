@@ -142,8 +142,10 @@ def _cluster(ray: Any, address: str | None) -> dict[str, float]:
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as e:
-            raise ParameterError(f"no Ray cluster at {address!r} ({e}); start one (`ray start --head`) and give "
-                                 "its address (HOST:6379, ray://HOST:10001, or auto)") from None
+            raise ParameterError(f"could not connect to a Ray cluster at {address!r} ({e}). Is one running there "
+                                 "(`ray start --head`)? Give its address (HOST:6379, ray://HOST:10001 or auto); "
+                                 "a cluster with token authentication also needs its token here "
+                                 "(RAY_AUTH_MODE=token and RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
     return ray.cluster_resources()
 
 
@@ -158,8 +160,9 @@ def ray_extract(cache: FeatureCache, dataset: ImageDataset, backbone: str = "eff
 
     ``address``: the cluster ("HOST:6379", "ray://HOST:10001", "auto"); ignored when this process
     already called ``ray.init``. ``source`` (and ``workspace``, for a .zip): how the actors
-    reopen the data, its first ``len(dataset)`` images (see the module doc). ``num_gpus`` per actor: default 1 when the
-    cluster has GPUs, else 0; ``actors``: default one per GPU, or one per node on CPUs.
+    reopen the data, its first ``len(dataset)`` images (see the module doc); without it the
+    dataset object is shipped. ``num_gpus`` per actor: default 1 when the cluster has GPUs, else
+    0; ``actors``: default one per GPU, or one per node on CPUs.
     Returns (features memory-mapped, from_cache, key), as ``cached_extract``.
     """
     if not dataset.fingerprint:
