@@ -208,11 +208,11 @@ def test_algorithms_lists_each_param_with_its_default_choices_and_doc():
     assert "regroup" not in out and "overcluster" not in out           # pruned: hurt Fashion-MNIST
     assert "--param n_clusters" not in out and "--param device" not in out   # run's --k / --device
     rows = json.loads(cli("algorithms", "--json").stdout)
-    assert [r["name"] for r in rows] == ["kmeans", "dac", "ruc"]
+    assert [r["name"] for r in rows] == ["kmeans", "dac", "ruc", "temi"]
     init = next(p for p in rows[0]["params"] if p["name"] == "init")
     assert init["default"] == "k-means++" and init["choices"] == ["k-means++", "random"]
     bad = cli("algorithms", "nope")
-    assert bad.returncode == 2 and "unknown algorithm 'nope'; choose one of: kmeans, dac, ruc" in bad.stderr
+    assert bad.returncode == 2 and "unknown algorithm 'nope'; choose one of: kmeans, dac, ruc, temi" in bad.stderr
 
 
 def test_training_epochs_print_as_short_lines():

@@ -76,7 +76,7 @@ def test_ruc_from_the_cluster_page_with_its_pick_lists(app: AppTest, allowed: Pa
     # text parameters with a fixed set of values are pick lists, not free text boxes
     assert app.selectbox(key="p_ruc_input").options == ["auto", "features", "images", "pixels"]
     assert app.selectbox(key="p_ruc_strategy").options == ["confidence", "metric", "hybrid"]
-    assert app.selectbox(key="p_ruc_initial").options == ["kmeans", "dac"]
+    assert app.selectbox(key="p_ruc_initial").options == ["kmeans", "dac", "temi"]
     # each control's tooltip is the estimator's docstring entry
     assert app.selectbox(key="p_ruc_strategy").help.startswith("clean-set selection")
     assert app.number_input(key="p_ruc_tau").help.startswith("confidence threshold of the initial split")
