@@ -51,8 +51,12 @@ def test_hover_preview_cleanup_leaves_no_console_error(page, app_url: str, app_h
     hover_on_map(page, plot)                           # the preview's listeners are on this chart now
     colour_by = page.locator('[data-testid="stRadio"]', has_text="Colour by")
     colour_by.get_by_text("confidence", exact=True).click()     # a redrawn map
+    # the new map is drawn once its trace is the confidence one (the old map stays until then, so
+    # a chart found earlier may be swapped out under the mouse)
+    page.wait_for_function("() => { const gd = document.querySelector('.st-key-map_chart .js-plotly-plot');"
+                           " return !!gd && (gd._fullData || []).some(t => t.name === 'confidence'); }",
+                           timeout=120_000)
     settled(page)
-    page.locator(PLOT).first.wait_for()
     hover_on_map(page, page.locator(PLOT).first)
     goto(page, "Review")                               # the preview unmounts with its chart gone
     settled(page)
