@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.review import ReviewSession
 from core.store import Store
@@ -18,9 +19,15 @@ pytestmark = pytest.mark.e2e
 def options_of(page, label: str) -> list[str]:  # noqa: ANN001
     """The option texts a person sees when opening the selectbox labelled ``label``."""
     box = page.locator('[data-testid="stSelectbox"]', has_text=label).first
-    settled(page)
-    box.locator('button[aria-haspopup="listbox"]').click()
-    page.get_by_role("option").first.wait_for()
+    for attempt in range(3):   # a rerun that lands just after the click redraws the box closed
+        settled(page)
+        box.locator('button[aria-haspopup="listbox"]').click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     texts = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     settled(page)
