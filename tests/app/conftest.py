@@ -25,3 +25,14 @@ def app(allowed: Path) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@pytest.fixture
+def reviewing(app: AppTest) -> AppTest:
+    """The app on the Review page of a fresh k-means run (tests/app/helpers.make_run)."""
+    from tests.app.helpers import make_run
+
+    make_run(app)
+    app.switch_page("pages/review.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app

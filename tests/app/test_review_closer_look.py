@@ -8,22 +8,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.neighbours import nearest
 from core.review import OUTLIER
-from tests.app.helpers import component_data, make_run, send_component_event, texts
+from tests.app.helpers import component_data, send_component_event, texts
 from tests.app.test_review_page import PICKER, db, run_id, shown_ids, workspace
 from ui.tile_picker import TILE_SIZES
-
-
-@pytest.fixture
-def reviewing(app: AppTest) -> AppTest:
-    make_run(app)
-    app.switch_page("pages/review.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 def db_confidence(allowed: Path, run: int) -> np.ndarray:

@@ -17,19 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 from core.review import ReviewSession
 from core.store import Store
-from tests.app.helpers import component_data, extract_pixels, make_run, run_until, send_component_event, shown, texts
+from tests.app.helpers import component_data, extract_pixels, run_until, send_component_event, shown, texts
 from ui.review import STALE
 
 PICKER = "rv_picker"
 REPLACE_Q = "already holds an earlier ClusterLens export"   # the "Replace?" question
-
-
-@pytest.fixture
-def reviewing(app: AppTest) -> AppTest:
-    make_run(app)
-    app.switch_page("pages/review.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
 
 
 @pytest.fixture

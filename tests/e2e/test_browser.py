@@ -36,6 +36,23 @@ POINT_XY = """() => {
 }"""
 
 
+
+def lasso_middle(page, plot, frac: float = 0.08) -> list[str]:  # noqa: ANN001
+    """Lasso a square around the middle of the map (``frac`` of its width and height each way,
+    starting off the map so the lasso starts clean); the ids plotly marks as selected."""
+    page.mouse.move(1, 1)
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    w, h = box["width"] * frac, box["height"] * frac
+    polygon = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
+    page.mouse.move(*polygon[0])
+    page.mouse.down()
+    for x, y in polygon[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.wait_for(timeout=60_000)
+    return page.evaluate(SELECTED_IN_PLOTLY)
+
 def hover_on_map(page, plot) -> None:  # noqa: ANN001
     plot.scroll_into_view_if_needed()
     x, y = page.evaluate(POINT_XY)
@@ -117,20 +134,7 @@ def test_demo_to_lasso_selection(page, app_url: str) -> None:  # noqa: ANN001
     assert page.locator(".cl-hover img").count() == 1
     page.locator(".cl-hover").screenshot(path=str(ARTIFACTS / "4b-hover-preview.png"))
     shot(page, "4c-hover")
-    page.mouse.move(1, 1)   # leave the map so the lasso starts clean
-
-    # Lasso a region around the middle of the map.
-    box = plot.locator(".nsewdrag").first.bounding_box()
-    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
-    w, h = box["width"] * 0.12, box["height"] * 0.12
-    polygon = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
-    page.mouse.move(*polygon[0])
-    page.mouse.down()
-    for x, y in polygon[1:]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-    page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.wait_for(timeout=60_000)
-    expected = page.evaluate(SELECTED_IN_PLOTLY)
+    expected = lasso_middle(page, plot, 0.12)   # a region around the middle of the map
     assert expected, "the lasso selected no points; the map may not have drawn"
     header = page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.inner_text()
     assert int(re.search(r"([\d,]+)", header).group(1).replace(",", "")) == len(expected)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import goto, hover_on_map, shot
+from tests.e2e.test_browser import goto, hover_on_map, lasso_middle, shot
 from tests.e2e.test_review_browser import settled
 
 pytestmark = pytest.mark.e2e
@@ -137,24 +137,6 @@ def test_map_type_and_threshold_are_kept_when_coming_back(page, app_url: str, ap
     settled(page)
     assert slider.locator('[data-testid="stSliderThumbValue"]').inner_text() == "0.35"
     page.get_by_text("doubtful (confidence < 0.35)").first.wait_for()
-
-
-def lasso_middle(page, plot, frac: float = 0.08) -> list[str]:  # noqa: ANN001
-    """Lasso a small square around the middle of the map; the ids plotly marks as selected."""
-    from tests.e2e.test_browser import SELECTED_IN_PLOTLY
-
-    page.mouse.move(1, 1)
-    box = plot.locator(".nsewdrag").first.bounding_box()
-    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
-    w, h = box["width"] * frac, box["height"] * frac
-    polygon = [(cx - w, cy - h), (cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]
-    page.mouse.move(*polygon[0])
-    page.mouse.down()
-    for x, y in polygon[1:]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-    page.get_by_text(re.compile(r"Selection: [\d,]+ image")).first.wait_for(timeout=60_000)
-    return page.evaluate(SELECTED_IN_PLOTLY)
 
 
 def test_the_lassoed_images_are_shown_on_review_before_a_move(page, app_url: str, app_home: Path) -> None:  # noqa: ANN001
